@@ -1,0 +1,1 @@
+"""Sub-commands of ``chaosctl``, one module each."""

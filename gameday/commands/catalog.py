@@ -1,0 +1,143 @@
+"""``chaosctl catalog``: list, show, validate and describe the scenario catalog."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from gameday.load import Catalog, catalog_root, load_catalog, load_default
+from gameday.models import Environment, Mission, Scenario, Target
+
+
+def register(subparsers: Any) -> None:
+    """Add ``catalog`` and its sub-commands."""
+    parser = subparsers.add_parser(
+        "catalog",
+        help="list, show, validate the scenario catalog",
+        description="Work with the versioned catalog of scenarios, missions and environments.",
+    )
+    parser.add_argument("--catalog", type=Path, default=None, metavar="DIR",
+                        help="catalog folder (default: $GAMEDAY_CATALOG, ./catalog, the checkout's)")
+    sub = parser.add_subparsers(dest="catalog_command", metavar="SUBCOMMAND", required=True)
+
+    listing = sub.add_parser("list", help="one line per scenario",
+                             description="List scenarios: name, target, fault, steps, suites.")
+    listing.add_argument("--suite", help="only scenarios in this suite (e.g. weekly)")
+    listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    listing.set_defaults(handler=_list)
+
+    show = sub.add_parser("show", help="one scenario, resolved",
+                          description="Show a scenario with its ladder resolved per step and "
+                          "its signals and guards expanded to PromQL.")
+    show.add_argument("name", help="scenario name")
+    show.add_argument("--env", default=None,
+                      help="environment whose rate window fills {window} (default: the first the "
+                      "scenario names)")
+    show.set_defaults(handler=_show)
+
+    check = sub.add_parser("validate", help="check files; exit 2 listing every problem",
+                           description="Validate catalog files: exit 0 when all are valid, else "
+                           "exit 2 with every problem (file:line, entry, field) on stderr.")
+    check.add_argument("paths", nargs="*", type=Path, metavar="PATH",
+                       help="files or folders (default: the whole catalog)")
+    check.set_defaults(handler=_validate)
+
+    schema = sub.add_parser("schema", help="JSON Schema for editors",
+                            description="Print the JSON Schema of a catalog file kind.")
+    schema.add_argument("kind", nargs="?", default="scenario",
+                        choices=["scenario", "mission", "environment"],
+                        help="which file kind (default: scenario)")
+    schema.set_defaults(handler=_schema)
+
+
+def _list(args: argparse.Namespace) -> int:
+    catalog = load_default(args.catalog)
+    rows = [
+        {
+            "name": s.name,
+            "target": f"{s.target.service}→{s.target.dependency}" if s.target.dependency
+            else s.target.service,
+            "fault": s.fault.kind,
+            "steps": " → ".join(s.step_fault(i + 1).summary().removeprefix(s.fault.kind + " ")
+                                for i in range(s.max_severity)),
+            "max_severity": s.max_severity,
+            "suites": ",".join(s.suites) or "-",
+        }
+        for s in sorted(catalog.scenarios.values(), key=lambda s: s.name)
+        if args.suite is None or args.suite in s.suites
+    ]
+    if args.json:
+        print(json.dumps(rows, indent=2, ensure_ascii=False))
+        return 0
+    headers = ["name", "target", "fault", "steps", "max_severity", "suites"]
+    widths = {h: max([len(h), *(len(str(r[h])) for r in rows)]) for h in headers}
+    print("  ".join(h.upper().ljust(widths[h]) for h in headers).rstrip())
+    for row in rows:
+        print("  ".join(str(row[h]).ljust(widths[h]) for h in headers).rstrip())
+    return 0
+
+
+def resolved(scenario: Scenario, catalog: Catalog, window: str) -> dict[str, Any]:
+    """The scenario as it will run: per-step faults and TTLs, queries expanded."""
+    from gameday.models import render_query
+
+    def query(name: str, own: str | None, target: Target) -> str:
+        text = own if own is not None else catalog.signals[name].query
+        return render_query(" ".join(text.split()), target, window)
+
+    data = scenario.model_dump(mode="json", by_alias=True, exclude_defaults=False)
+    data["steps"] = [
+        {"severity": i + 1, "fault": scenario.step_fault(i + 1).summary(),
+         "dwell": data["steps"][i]["dwell"], "ttl": f"{scenario.ttl(i + 1):g}s"}
+        for i in range(scenario.max_severity)
+    ]
+    for section in ("signals", "guards"):
+        for name, spec in getattr(scenario, section).items():
+            data[section][name]["query"] = query(name, spec.query, scenario.target)
+    return data
+
+
+def _show(args: argparse.Namespace) -> int:
+    import yaml
+
+    catalog = load_default(args.catalog)
+    scenario = catalog.scenario(args.name)
+    env_name = args.env or scenario.environments[0]
+    environment: Environment | None = catalog.environments.get(env_name)
+    window = environment.prometheus.window if environment else "1m"
+    data = resolved(scenario, catalog, window)
+    print(f"# {scenario.name} (queries for environment {env_name!r}, window {window})")
+    print(yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100), end="")
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    root = catalog_root(args.catalog)
+    paths = args.paths or [root]
+    catalog = load_catalog(paths, signals_from=root / "signals.yaml")
+    counts = ", ".join(f"{len(getattr(catalog, k))} {k}" for k in
+                       ("scenarios", "missions", "environments", "signals"))
+    print(f"ok: {counts}")
+    return 0
+
+
+def _schema(args: argparse.Namespace) -> int:
+    model = {"scenario": Scenario, "mission": Mission, "environment": Environment}[args.kind]
+    schema = model.model_json_schema(by_alias=True)
+    if args.kind == "scenario":
+        # A scenario file holds one scenario or a list of them.
+        defs = schema.pop("$defs", {})
+        defs["Scenario"] = schema
+        schema = {
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "title": "gameday scenario file",
+            "anyOf": [{"$ref": "#/$defs/Scenario"},
+                      {"type": "array", "items": {"$ref": "#/$defs/Scenario"}}],
+            "$defs": defs,
+        }
+    json.dump(schema, sys.stdout, indent=2, ensure_ascii=False)
+    print()
+    return 0
