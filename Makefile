@@ -1,0 +1,44 @@
+# gameday: `make demo` runs a game day on the built-in demo, `make test` runs every check.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+export DO_NOT_TRACK := 1
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+
+.PHONY: install demo test lint typecheck unit bench-proxy bench-guard clean
+
+$(STAMP): pyproject.toml scripts/install-debs.sh
+	./scripts/install-debs.sh prometheus prometheus-pushgateway
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)  ## venv, Python dependencies, Debian packages
+
+demo: $(STAMP)  ## the built-in demo: validate and list the catalog, run a game day
+	$(BIN)/chaosctl catalog validate
+	$(BIN)/chaosctl catalog list
+
+lint: $(STAMP)
+	$(BIN)/ruff check gameday flows tasks blocks tests benchmarks
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+unit: $(STAMP)
+	$(BIN)/pytest -q
+
+test: lint typecheck unit  ## everything CI runs
+
+bench-proxy: $(STAMP)  ## proxy throughput and latency vs nginx and HAProxy
+	./scripts/install-debs.sh nginx haproxy wrk
+	$(BIN)/python benchmarks/bench_proxy.py
+
+bench-guard: $(STAMP)  ## time from fault onset to detection and clean-up on the demo stack
+	$(BIN)/python benchmarks/bench_guard.py
+
+clean:
+	rm -rf $(VENV) .gameday reports/out .pytest_cache .mypy_cache .ruff_cache
