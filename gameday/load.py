@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from types import UnionType
+from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -43,16 +44,27 @@ class Document:
 
     def line_of(self, path: Iterable[str | int]) -> int:
         """Line of the deepest node along ``path`` that exists (union tags are skipped)."""
-        node, here, best = self.data, (), self.lines.get((), 1)
+        node, best = self.data, self.lines.get((), 1)
+        here: Path_ = ()
         for part in path:
-            if isinstance(node, dict) and part in node:
-                node, here = node[part], (*here, part)
-            elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
-                node, here = node[part], (*here, part)
-            else:
+            found, child = _child(node, part)
+            if not found:
                 continue
+            node, here = child, (*here, part)
             best = self.lines.get(here, best)
         return best
+
+
+_MISSING = object()
+
+
+def _child(node: Any, part: str | int) -> tuple[bool, Any]:
+    """``node[part]`` for a YAML mapping or list, and whether it exists."""
+    if isinstance(node, dict) and part in node:
+        return True, node[part]
+    if isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+        return True, node[part]
+    return False, _MISSING
 
 
 @dataclass
@@ -132,8 +144,47 @@ def _dotted(path: Iterable[str | int]) -> str:
 # --- validation into models -------------------------------------------------------------------
 
 
-def _problems(exc: ValidationError, doc: Document, base: Path_, entry: str | None
-              ) -> Iterator[Problem]:
+def _fields_at(model: Any, loc: Iterable[str | int]) -> list[str] | None:
+    """Field names of the model found at ``loc`` below ``model`` (for "allowed: …")."""
+    kind: Any = model
+    for part in loc:
+        kind = _unwrap(kind)
+        origin, args = get_origin(kind), get_args(kind)
+        if isinstance(kind, type) and issubclass(kind, BaseModel):
+            field = kind.model_fields.get(str(part))
+            if field is None:
+                return None
+            kind = field.annotation
+        elif origin in (list, dict):
+            kind = args[-1]
+        elif origin in (Union, UnionType):
+            members = [m for m in args if getattr(m, "model_fields", {}).get("kind") is not None
+                       and m.model_fields["kind"].default == part]
+            if not members:
+                return None
+            kind = members[0]
+    kind = _unwrap(kind)
+    if isinstance(kind, type) and issubclass(kind, BaseModel):
+        return [f.alias or name for name, f in kind.model_fields.items()]
+    return None
+
+
+def _unwrap(kind: Any) -> Any:
+    """Strip ``Annotated`` and ``None`` from a field type."""
+    while True:
+        if get_origin(kind) is Annotated:
+            kind = get_args(kind)[0]
+            continue
+        if get_origin(kind) in (Union, UnionType):
+            members = [m for m in get_args(kind) if m is not type(None)]
+            if len(members) == 1:
+                kind = members[0]
+                continue
+        return kind
+
+
+def _problems(exc: ValidationError, doc: Document, base: Path_, entry: str | None,
+              model: type[BaseModel]) -> Iterator[Problem]:
     for error in exc.errors(include_url=False):
         loc = (*base, *error["loc"], *error.get("ctx", {}).get("path", ()))
         # Drop discriminator tags and validator names that are not in the YAML.
@@ -148,6 +199,11 @@ def _problems(exc: ValidationError, doc: Document, base: Path_, entry: str | Non
             message += f" (got {error['input']!r})"
         if message.startswith("Value error, "):
             message = message.removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            allowed = _fields_at(model, error["loc"][:-1])
+            message = "unknown field" + (f" (allowed: {', '.join(allowed)})" if allowed else "")
+            message += f" (got {error['input']!r})" if not isinstance(
+                error["input"], dict | list) else ""
         yield Problem(doc.file, doc.line_of(loc), entry, _dotted(shown), message)
 
 
@@ -155,17 +211,13 @@ def _strip_tags(doc: Document, base: Path_, parts: list[str | int]) -> list[str 
     """Remove union tags (like the ``latency`` in ``fault.latency.ms``) that are not YAML keys."""
     node: Any = doc.data
     for part in base:
-        node = node[part] if isinstance(node, dict | list) else None
+        node = _child(node, part)[1]
     kept: list[str | int] = []
     for part in parts:
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
-            node = node[part]
-        elif isinstance(node, dict) and isinstance(part, str) and node.get("kind") == part:
+        found, child = _child(node, part)
+        if not found and isinstance(node, dict) and node.get("kind") == part:
             continue
-        else:
-            node = None
+        node = child
         kept.append(part)
     return kept
 
@@ -176,7 +228,7 @@ def validate(model: type[Model], data: Any, doc: Document, base: Path_ = (),
     try:
         return model.model_validate(data), []
     except ValidationError as exc:
-        return None, list(_problems(exc, doc, base, entry))
+        return None, list(_problems(exc, doc, base, entry, model))
 
 
 # --- files and folders ------------------------------------------------------------------------
@@ -281,13 +333,15 @@ def _load_doc(kind: str, doc: Document, catalog: Catalog) -> list[Problem]:
                 catalog.signals[str(name)] = template
                 catalog.sources[("signal", str(name))] = Source(doc.file, doc.line_of((name,)))
         return problems
-    model = {"scenarios": Scenario, "missions": Mission, "environments": Environment}[kind]
+    models: dict[str, type[BaseModel]] = {
+        "scenarios": Scenario, "missions": Mission, "environments": Environment}
+    model = models[kind]
     label = kind.rstrip("s")
     for base, item in _entries(doc):
         name = item.get("name") if isinstance(item, dict) else None
         if kind == "missions":
             name = Path(doc.file).stem if not base else f"{Path(doc.file).stem}[{base[0]}]"
-        entry = f"{label} {name!r}" if name else (f"{label} #{base[0] + 1}" if base else None)
+        entry = f"{label} {name!r}" if name else (f"{label} #{base[0]}" if base else None)
         if not isinstance(item, dict):
             problems.append(Problem(doc.file, doc.line_of(base), entry, "",
                                     f"expected a mapping of fields for a {label}"))
@@ -367,7 +421,7 @@ def load_one(model: type[Model], path: Path) -> Model:
 
 
 def catalog_root(explicit: Path | None = None) -> Path:
-    """The catalog folder: ``--catalog``, ``$GAMEDAY_CATALOG``, ``./catalog``, else the checkout's."""
+    """The catalog folder: ``--catalog``, ``$GAMEDAY_CATALOG``, ``./catalog``, the checkout's."""
     import os
 
     if explicit is not None:

@@ -22,7 +22,8 @@ Slug = Annotated[
     str,
     Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$", description="lowercase letters, digits, dashes"),
 ]
-DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+DAYS: tuple[Day, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 STEP_FIELDS = ("ms", "jitter_ms", "probability", "status", "kbps", "workers", "load_percent", "mb",
                "count", "percent")
 
@@ -72,7 +73,7 @@ class Step(Strict):
 class Window(Strict):
     """When a game day may start, in a time zone."""
 
-    days: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] = Field(
+    days: list[Day] = Field(
         default_factory=lambda: list(DAYS), description="weekdays allowed"
     )
     hours: str = Field(
@@ -168,12 +169,13 @@ class Rollback(Strict):
     recovery: Recovery = Field(default_factory=Recovery)
 
 
-_COMPARISON_TEXT = Annotated[str, Field(pattern=r"^\s*(<=|>=|==|!=|<|>)\s*-?\d+(\.\d+)?\s*$")]
-_GUARD_TEXT = Annotated[
-    str, Field(pattern=r"^\s*(<=|>=|==|!=|<|>)\s*-?\d+(\.\d+)?\s*( for \s*\d+(\.\d+)?(ms|s|m|h))?\s*$")
-]
+# The shorthand spellings, for the JSON Schema editors use.
+_COMPARE = r"^\s*(<=|>=|==|!=|<|>)\s*-?\d+(\.\d+)?\s*"
+_SIGNAL_TEXT = Annotated[str, Field(pattern=_COMPARE + "$")]
+_GUARD_TEXT = Annotated[str, Field(pattern=_COMPARE + r"( for \s*\d+(\.\d+)?(ms|s|m|h))?\s*$")]
 SignalMap = dict[
-    str, Annotated[Signal, BeforeValidator(_shorthand, json_schema_input_type=Signal | _COMPARISON_TEXT)]
+    str,
+    Annotated[Signal, BeforeValidator(_shorthand, json_schema_input_type=Signal | _SIGNAL_TEXT)],
 ]
 GuardMap = dict[
     str, Annotated[Guard, BeforeValidator(_shorthand, json_schema_input_type=Guard | _GUARD_TEXT)]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from gameday.errors import ConfigError
 
 
@@ -12,7 +14,9 @@ def read_block_secret(name: str) -> str:
     except ImportError as exc:  # pragma: no cover - prefect is a runtime dependency
         raise ConfigError("reading a secret block needs prefect: pip install prefect") from exc
     try:
-        value = Secret.load(name).get()
+        # Called from sync code, so ``load`` returns the block, not a coroutine.
+        block = cast("Secret[str]", Secret.load(name))
+        value = block.get()
     except (ValueError, RuntimeError) as exc:
         raise ConfigError(f"secret block {name!r} could not be loaded: {exc}") from exc
     return str(value)

@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
 from gameday.load import Catalog, catalog_root, load_catalog, load_default
 from gameday.models import Environment, Mission, Scenario, Target
 
@@ -20,7 +22,8 @@ def register(subparsers: Any) -> None:
         description="Work with the versioned catalog of scenarios, missions and environments.",
     )
     parser.add_argument("--catalog", type=Path, default=None, metavar="DIR",
-                        help="catalog folder (default: $GAMEDAY_CATALOG, ./catalog, the checkout's)")
+                        help="catalog folder (default: $GAMEDAY_CATALOG, ./catalog, "
+                        "the checkout's)")
     sub = parser.add_subparsers(dest="catalog_command", metavar="SUBCOMMAND", required=True)
 
     listing = sub.add_parser("list", help="one line per scenario",
@@ -125,7 +128,9 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _schema(args: argparse.Namespace) -> int:
-    model = {"scenario": Scenario, "mission": Mission, "environment": Environment}[args.kind]
+    models: dict[str, type[BaseModel]] = {
+        "scenario": Scenario, "mission": Mission, "environment": Environment}
+    model = models[args.kind]
     schema = model.model_json_schema(by_alias=True)
     if args.kind == "scenario":
         # A scenario file holds one scenario or a list of them.

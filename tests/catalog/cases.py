@@ -1,0 +1,73 @@
+"""Bad catalog files and where their error must point: shared by the CLI and schema tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+GOOD_SCENARIO = """\
+name: good-one
+description: a valid scenario
+owner: team-a
+target: {service: user-service, dependency: auth-service}
+environments: [demo]
+fault: {kind: latency, ms: 50}
+steps:
+  - {ms: 50, dwell: 10s}
+  - {ms: 100, dwell: 10s}
+max_duration: 1m
+guards:
+  error_rate_percent: "> 5 for 2s"
+"""
+
+
+@dataclass(frozen=True)
+class Case:
+    """One bad input: its files, and the line and field its error must name."""
+
+    id: str
+    files: dict[str, str]
+    file: str
+    line: int
+    field: str
+    schema_rejects: bool  # whether JSON Schema alone can express the rule
+
+
+def _replace(old: str, new: str) -> str:
+    assert old in GOOD_SCENARIO, old
+    return GOOD_SCENARIO.replace(old, new)
+
+
+CASES = [
+    Case("malformed-yaml", {"scenarios/s.yaml": "name: x\n  owner: [\n"}, "scenarios/s.yaml", 2,
+         "", False),
+    Case("unknown-kind", {"scenarios/s.yaml": _replace("kind: latency, ms: 50", "kind: wobble")},
+         "scenarios/s.yaml", 6, "fault", True),
+    Case("probability-1.5", {"scenarios/s.yaml": _replace(
+        "fault: {kind: latency, ms: 50}", "fault: {kind: abort, probability: 1.5}").replace(
+        "  - {ms: 50, dwell: 10s}\n  - {ms: 100, dwell: 10s}", "  - {dwell: 10s}")},
+         "scenarios/s.yaml", 6, "fault.probability", True),
+    Case("negative-latency", {"scenarios/s.yaml": _replace("{ms: 50, dwell", "{ms: -50, dwell")},
+         "scenarios/s.yaml", 8, "steps[0].ms", True),
+    Case("de-escalating-ladder",
+         {"scenarios/s.yaml": _replace("{ms: 100, dwell", "{ms: 20, dwell")},
+         "scenarios/s.yaml", 9, "steps[1].ms", False),
+    Case("dwells-over-max-duration", {"scenarios/s.yaml": _replace("max_duration: 1m",
+                                                                   "max_duration: 15s")},
+         "scenarios/s.yaml", 10, "max_duration", False),
+    Case("duplicate-names", {"scenarios/a.yaml": GOOD_SCENARIO, "scenarios/b.yaml": GOOD_SCENARIO},
+         "scenarios/b.yaml", 1, "name", False),
+    Case("unknown-signal", {"scenarios/s.yaml": _replace("error_rate_percent:", "eror_rate:")},
+         "scenarios/s.yaml", 12, "guards.eror_rate", False),
+    Case("extra-field", {"scenarios/s.yaml": GOOD_SCENARIO + "colour: red\n"},
+         "scenarios/s.yaml", 13, "colour", True),
+    Case("inline-secret", {"environments/e.yaml": """\
+name: e
+prometheus: {url: "http://127.0.0.1:9090"}
+endpoints:
+  - service: user-service
+    dependency: auth-service
+    driver: proxy
+    admin_url: http://127.0.0.1:1
+    token: hunter2-super-secret
+"""}, "environments/e.yaml", 8, "endpoints[0].token", True),
+]

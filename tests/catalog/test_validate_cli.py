@@ -1,0 +1,105 @@
+"""``chaosctl catalog validate`` on the repo's catalog and on a table of bad inputs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gameday.cli import main
+from tests.catalog.cases import CASES, Case
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def write(tmp_path: Path, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return tmp_path
+
+
+def test_repo_catalog_validates(capsys: pytest.CaptureFixture[str]) -> None:
+    """The repository's scenarios, missions, environments and signals are all valid."""
+    assert main(["catalog", "--catalog", str(REPO / "catalog"), "validate"]) == 0
+    out = capsys.readouterr().out
+    assert "ok:" in out and "0 scenarios" not in out and "0 missions" not in out
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+def test_bad_input_exits_2_naming_file_line_field(
+    case: Case, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each bad input exits 2 with a message naming its file, line and field."""
+    root = write(tmp_path, case.files)
+    code = main(["catalog", "--catalog", str(REPO / "catalog"), "validate", str(root)])
+    err = capsys.readouterr().err
+    assert code == 2
+    expected = f"{root / case.file}:{case.line}:"
+    lines = [line for line in err.splitlines() if expected in line]
+    assert lines, f"no problem at {expected} in:\n{err}"
+    if case.field:
+        assert any(f" {case.field}:" in line for line in lines), err
+    assert "Traceback" not in err
+
+
+def test_inline_secret_is_not_echoed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An inline secret is refused without printing the secret itself."""
+    case = next(c for c in CASES if c.id == "inline-secret")
+    root = write(tmp_path, case.files)
+    assert main(["catalog", "validate", str(root)]) == 2
+    captured = capsys.readouterr()
+    assert "hunter2" not in captured.err + captured.out
+    assert "{env: VARIABLE}" in captured.err
+
+
+def test_all_problems_of_all_files_are_reported_together(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Problems in several files come out in one run, not one at a time."""
+    files = {f"scenarios/{i}.yaml": c.files[next(iter(c.files))].replace("good-one", f"n{i}")
+             for i, c in enumerate(CASES[1:5])}
+    root = write(tmp_path, files)
+    assert main(["catalog", "validate", str(root)]) == 2
+    err = capsys.readouterr().err
+    assert all(f"{i}.yaml:" in err for i in range(4)), err
+
+
+def test_unknown_field_lists_the_allowed_ones(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An extra field's error names the fields that are allowed there."""
+    case = next(c for c in CASES if c.id == "extra-field")
+    assert main(["catalog", "validate", str(write(tmp_path, case.files))]) == 2
+    assert "allowed: name, description, owner" in capsys.readouterr().err
+
+
+def test_command_line_user_mistake_has_no_traceback(tmp_path: Path) -> None:
+    """A real ``chaosctl`` process exits 2 with the problems and no traceback."""
+    case = next(c for c in CASES if c.id == "unknown-kind")
+    root = write(tmp_path, case.files)
+    proc = subprocess.run([sys.executable, "-m", "gameday", "catalog", "validate", str(root)],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 2
+    assert "does not match any of the expected tags: 'latency'" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_list_and_show(capsys: pytest.CaptureFixture[str]) -> None:
+    """``list`` shows each scenario's ladder; ``show`` expands signals to PromQL."""
+    assert main(["catalog", "--catalog", str(REPO / "catalog"), "list"]) == 0
+    out = capsys.readouterr().out
+    assert "auth-latency-ladder" in out and "50ms ±5ms → 120ms ±5ms → 250ms ±5ms" in out
+    assert main(["catalog", "--catalog", str(REPO / "catalog"), "show", "auth-latency-ladder"]) == 0
+    out = capsys.readouterr().out
+    assert 'service_request_duration_seconds_bucket{service="user-service"}' in out
+    assert "{service}" not in out
+
+
+def test_show_unknown_scenario_names_the_known_ones(capsys: pytest.CaptureFixture[str]) -> None:
+    """Asking for a scenario that does not exist lists those that do."""
+    assert main(["catalog", "--catalog", str(REPO / "catalog"), "show", "nope"]) == 2
+    assert "auth-latency-ladder" in capsys.readouterr().err
