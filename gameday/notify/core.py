@@ -1,0 +1,147 @@
+"""The notifier: one bounded queue and one worker thread per sink."""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+Level = Literal["info", "warning", "critical"]
+
+
+@dataclass(frozen=True)
+class Notice:
+    """One thing on-call should know about a run."""
+
+    kind: str  # start, step, breach, rollback, rollback_failed, recovery, summary, refused, ...
+    run: str
+    text: str
+    level: Level = "info"
+    fields: dict[str, Any] = field(default_factory=dict)
+    at: float = field(default_factory=time.time)
+
+
+class SinkRetry(Exception):
+    """Raised by a sink to ask for another try, after ``after`` seconds if the peer said so."""
+
+    def __init__(self, reason: str, after: float | None = None) -> None:
+        super().__init__(reason)
+        self.after = after
+
+
+class Sink(Protocol):
+    """Delivers notices somewhere (console, journal, Slack)."""
+
+    name: str
+
+    def send(self, notice: Notice) -> None:
+        """Deliver one notice; raise ``SinkRetry`` for a retryable failure."""
+
+
+OnDrop = Callable[[str, Notice, str], None]
+
+
+class _Lane:
+    """One sink's queue and worker."""
+
+    def __init__(self, sink: Sink, size: int, deadline: float, backoff: float,
+                 on_drop: OnDrop) -> None:
+        self.sink, self.deadline, self.backoff, self.on_drop = sink, deadline, backoff, on_drop
+        self.queue: queue.Queue[Notice | None] = queue.Queue(maxsize=size)
+        self.pending = 0  # queued or being delivered
+        self.settled = threading.Condition()
+        self.thread = threading.Thread(target=self._run, name=f"notify-{sink.name}", daemon=True)
+        self.thread.start()
+
+    def post(self, notice: Notice) -> None:
+        with self.settled:
+            try:
+                self.queue.put_nowait(notice)
+                self.pending += 1
+            except queue.Full:
+                full = True
+            else:
+                full = False
+        if full:
+            self.on_drop(self.sink.name, notice, "queue full")
+
+    def wait(self, timeout: float) -> bool:
+        with self.settled:
+            return self.settled.wait_for(lambda: self.pending == 0, timeout)
+
+    def _run(self) -> None:
+        while True:
+            notice = self.queue.get()
+            if notice is None:
+                return
+            try:
+                self._deliver(notice)
+            finally:
+                with self.settled:
+                    self.pending -= 1
+                    self.settled.notify_all()
+
+    def _deliver(self, notice: Notice) -> None:
+        give_up = notice.at + self.deadline
+        wait = self.backoff
+        while True:
+            try:
+                self.sink.send(notice)
+                return
+            except SinkRetry as exc:
+                pause = exc.after if exc.after is not None else wait
+                wait = min(wait * 2, 30.0)
+                if time.time() + pause > give_up:
+                    self.on_drop(self.sink.name, notice, f"deadline passed: {exc}")
+                    return
+                time.sleep(pause)
+            except Exception as exc:  # a sink's bug must not stop the lane
+                self.on_drop(self.sink.name, notice, f"{type(exc).__name__}: {exc}")
+                return
+
+
+class Notifier:
+    """Fans notices out to sinks without ever blocking the caller."""
+
+    def __init__(self, sinks: list[Sink], on_drop: OnDrop | None = None, size: int = 100,
+                 deadline: float = 60.0, backoff: float = 1.0) -> None:
+        self.dropped: list[tuple[str, Notice, str]] = []
+        self._on_drop = on_drop
+        self._lanes = [_Lane(s, size, deadline, backoff, self._drop) for s in sinks]
+
+    def _drop(self, sink: str, notice: Notice, reason: str) -> None:
+        self.dropped.append((sink, notice, reason))
+        if self._on_drop is not None:
+            with contextlib.suppress(Exception):
+                self._on_drop(sink, notice, reason)
+
+    def post(self, notice: Notice) -> None:
+        """Queue ``notice`` for every sink; returns at once."""
+        for lane in self._lanes:
+            lane.post(notice)
+
+    def flush(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for every lane to drain; True if all did."""
+        end = time.monotonic() + timeout
+        return all(lane.wait(max(0.0, end - time.monotonic())) for lane in self._lanes)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Drain for up to ``timeout`` seconds; what is left is dropped and reported."""
+        self.flush(timeout)
+        for lane in self._lanes:
+            leftovers = []
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    item = lane.queue.get_nowait()
+                    if item is not None:
+                        leftovers.append(item)
+                        with lane.settled:
+                            lane.pending -= 1
+            for notice in leftovers:
+                self._drop(lane.sink.name, notice, "run ended before delivery")
+            with contextlib.suppress(queue.Full):
+                lane.queue.put_nowait(None)

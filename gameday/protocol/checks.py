@@ -1,0 +1,77 @@
+"""Refusals that need no I/O: whether a game day may start at all (pure)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from gameday.models import Environment, Mission, Scenario
+
+
+@dataclass(frozen=True)
+class Request:
+    """What someone asked for."""
+
+    scenario: Scenario
+    environment: Environment
+    requester: str | None
+    max_severity: int | None = None
+    duration: float | None = None
+    allow_production: bool = False
+    mission: Mission | None = None
+
+
+def refusals(request: Request, now: datetime) -> list[str]:
+    """Every reason to refuse ``request`` at ``now`` (timezone-aware); empty means go."""
+    scenario, env = request.scenario, request.environment
+    reasons = []
+    if not env.enabled:
+        reasons.append(f"environment {env.name!r} is disabled (kill switch: enabled: false)")
+    if env.production and not request.allow_production:
+        reasons.append(f"environment {env.name!r} is production: pass --allow-production "
+                       "(allow_production=True) to run there")
+    if env.name not in scenario.environments:
+        reasons.append(f"scenario {scenario.name!r} may not run in {env.name!r} "
+                       f"(allowed: {', '.join(scenario.environments)})")
+    if scenario.target.service not in env.allowed_targets:
+        allowed = ", ".join(env.allowed_targets) or "none"
+        reasons.append(f"target {scenario.target.service!r} is not in {env.name!r}'s "
+                       f"allowed_targets ({allowed})")
+    if env.endpoint_for(scenario.target) is None:
+        reasons.append(f"environment {env.name!r} has no endpoint for "
+                       f"{_target(request)}: add one under endpoints")
+    if env.requesters and request.requester not in env.requesters:
+        reasons.append(f"requester {request.requester or '(none)'!r} is not allowed in "
+                       f"{env.name!r} (allowed: {', '.join(env.requesters)})")
+    if not scenario.trigger.window.contains(now):
+        window = scenario.trigger.window
+        reasons.append(f"outside the trigger window ({','.join(window.days)} {window.hours} "
+                       f"{window.timezone})")
+    if request.mission is not None and not request.mission.enable:
+        reasons.append("the mission is disabled (enable: false)")
+    if request.max_severity is not None and not 1 <= request.max_severity <= scenario.max_severity:
+        reasons.append(f"max severity {request.max_severity} is outside the ladder "
+                       f"(allowed: 1..{scenario.max_severity})")
+    if request.duration is not None and request.duration > scenario.max_duration:
+        reasons.append(f"duration {request.duration:g}s exceeds the scenario's max_duration "
+                       f"{scenario.max_duration:g}s")
+    return reasons
+
+
+def _target(request: Request) -> str:
+    target = request.scenario.target
+    return f"{target.service}→{target.dependency}" if target.dependency else target.service
+
+
+def severities(request: Request) -> list[int]:
+    """The steps this run will climb: up to max severity and within the duration cap."""
+    scenario = request.scenario
+    top = request.max_severity or scenario.max_severity
+    budget = request.duration if request.duration is not None else scenario.max_duration
+    chosen, spent = [], 0.0
+    for severity in range(1, top + 1):
+        spent += scenario.steps[severity - 1].dwell
+        if spent > budget:
+            break
+        chosen.append(severity)
+    return chosen
