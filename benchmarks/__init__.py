@@ -1,0 +1,1 @@
+"""Benchmarks run by ``make bench-proxy`` and ``make bench-guard``."""

@@ -1,0 +1,1 @@
+"""Prefect blocks: configuration and secrets that flows load by name."""

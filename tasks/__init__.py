@@ -1,0 +1,1 @@
+"""Thin Prefect tasks, one module per phase of the protocol."""
