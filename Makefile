@@ -18,9 +18,8 @@ $(STAMP): pyproject.toml scripts/install-debs.sh
 
 install: $(STAMP)  ## venv, Python dependencies, Debian packages
 
-demo: $(STAMP)  ## the built-in demo: validate and list the catalog, run a game day
-	$(BIN)/chaosctl catalog validate
-	$(BIN)/chaosctl catalog list
+demo: $(STAMP)  ## the built-in demo: stack up, a latency ladder until a guard trips, stack down
+	./scripts/demo.sh
 
 lint: $(STAMP)
 	$(BIN)/ruff check gameday flows tasks blocks tests benchmarks

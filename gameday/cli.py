@@ -15,8 +15,10 @@ from collections.abc import Sequence
 from gameday import __version__
 from gameday.errors import GameDayError
 
-#: Sub-command modules, in the order ``--help`` lists them.
-COMMANDS = ("catalog",)
+#: Sub-commands, in the order ``--help`` lists them.
+COMMANDS = ("catalog", "start", "status", "stop", "demo", "proxy")
+#: Sub-commands registered by a module of another name.
+MODULES = {"start": "run", "status": "run", "stop": "run"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"gameday {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in COMMANDS:
+    for name in dict.fromkeys(MODULES.get(c, c) for c in COMMANDS):
         importlib.import_module(f"gameday.commands.{name}").register(subparsers)
     return parser
 

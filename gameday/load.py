@@ -440,3 +440,15 @@ def load_default(root: Path | None = None) -> Catalog:
     catalog = load_catalog([folder])
     catalog.root = folder
     return catalog
+
+
+def load_mission(name_or_path: str, catalog: Catalog | None = None) -> Mission:
+    """A mission by catalog name or file path."""
+    path = Path(name_or_path)
+    if path.suffix in {".yaml", ".yml"} or path.is_file():
+        return load_one(Mission, path)
+    if catalog is not None and name_or_path in catalog.missions:
+        return catalog.missions[name_or_path]
+    known = ", ".join(sorted(catalog.missions)) if catalog else "?"
+    raise CatalogError([Problem(name_or_path, None, None, "mission",
+                                f"no mission named {name_or_path!r} (known: {known})")])

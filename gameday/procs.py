@@ -64,21 +64,34 @@ def stop(pid: int, grace: float = 5.0, group: bool = True) -> None:
             else:
                 os.kill(pid, sig)
 
-    if not alive(pid):
+    def running() -> bool:
+        _reap(pid)
+        if alive(pid):
+            return True
+        # The leader may be gone while children of its session live on.
+        return group and _group_alive(pid)
+
+    if not running():
         return
     send(signal.SIGTERM)
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline:
-        _reap(pid)
-        if not alive(pid):
+        if not running():
             return
         time.sleep(0.05)
     send(signal.SIGKILL)
     for _ in range(100):
-        _reap(pid)
-        if not alive(pid):
+        if not running():
             return
         time.sleep(0.05)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
 
 
 def _reap(pid: int) -> None:

@@ -1,0 +1,149 @@
+"""``chaosctl demo``: start, inspect and stop the built-in demo stack."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import time
+from pathlib import Path
+from typing import Any
+
+from gameday.errors import ConfigError
+
+
+def _port(text: str) -> tuple[str, int]:
+    name, sep, port = text.partition("=")
+    if not sep or not port.isdigit():
+        raise argparse.ArgumentTypeError(f"expected NAME=PORT, got {text!r}")
+    return name.strip(), int(port)
+
+
+def register(subparsers: Any) -> None:
+    """Add ``demo`` and its sub-commands."""
+    from gameday.demo.parts import PORT_NAMES
+
+    parser = subparsers.add_parser(
+        "demo",
+        help="start, inspect and stop the built-in demo stack",
+        description="The demo stack: user-service calling auth-service and profile-store "
+        "through gameday fault proxies, a load generator, Prometheus and a Prefect server, "
+        "all on 127.0.0.1.",
+    )
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--state", type=Path, default=None, metavar="DIR",
+                        help="state folder (default: $GAMEDAY_STATE/demo, else ./.gameday/demo)")
+    sub = parser.add_subparsers(dest="demo_command", metavar="SUBCOMMAND", required=True)
+
+    start = sub.add_parser(
+        "up", parents=[common], help="start the stack and wait until it is ready",
+        description="Start every part in its own process session on free ports, wait until "
+        "Prometheus scrapes them all (and the Prefect API answers), then write "
+        "environment.yaml into the state folder and print the URLs.")
+    start.add_argument("--no-prefect", action="store_true",
+                       help="do not start a Prefect server (faster; for tests)")
+    start.add_argument("--port", type=_port, action="append", default=[], metavar="NAME=PORT",
+                       help="use this port for a part (repeatable); names: "
+                       + ", ".join(PORT_NAMES))
+    start.add_argument("--rate", type=float, default=20.0,
+                       help="load generator requests per second (default 20)")
+    start.add_argument("--timeout", type=float, default=60.0,
+                       help="seconds to wait until the stack is ready (default 60)")
+    start.add_argument("--record-samples", action="store_true",
+                       help="also append every load request's timing to samples.jsonl")
+    start.set_defaults(handler=_up)
+
+    show = sub.add_parser("status", parents=[common], help="show each part up or down",
+                          description="Show each recorded part: PID, URL, up or down. Exit 0 "
+                          "when every part is up, 1 otherwise.")
+    show.add_argument("--json", action="store_true", help="print JSON")
+    show.set_defaults(handler=_status)
+
+    stop = sub.add_parser("down", parents=[common], help="stop the recorded processes",
+                          description="Stop exactly the processes recorded in state.json, by "
+                          "PID (also after the runner that started them crashed).")
+    stop.set_defaults(handler=_down)
+
+    env = sub.add_parser("env", parents=[common], help="print the variables a client needs",
+                         description="Print shell exports of GAMEDAY_DEMO_TOKEN (and "
+                         "PREFECT_API_URL): eval \"$(chaosctl demo env)\".")
+    env.set_defaults(handler=_env)
+
+
+def _folder(args: argparse.Namespace) -> Path:
+    from gameday.demo.state import default_state_dir
+
+    return args.state if args.state is not None else default_state_dir()
+
+
+def _up(args: argparse.Namespace) -> int:
+    from gameday.demo.stack import UpOptions, up
+
+    ports = dict(args.port)
+    if len(ports) != len(args.port):
+        raise ConfigError("a part's port is given twice")
+    if args.rate < 0 or args.timeout <= 0:
+        raise ConfigError("--rate must be >= 0 and --timeout > 0")
+    folder = _folder(args)
+    began = time.monotonic()
+    print(f"starting the demo stack in {folder} …", flush=True)
+    state = up(UpOptions(folder, ports, prefect=not args.no_prefect, rate=args.rate,
+                         timeout=args.timeout, record_samples=args.record_samples))
+    print(f"demo stack up in {time.monotonic() - began:.1f}s")
+    width = max(len(part.name) for part in state.parts)
+    for part in state.parts:
+        extra = ""
+        if "admin" in part.ports:
+            extra = f"  admin http://127.0.0.1:{part.ports['admin']}"
+        print(f"  {part.name.ljust(width)}  {part.url}{extra}  (pid {part.pid})")
+    if state.prefect_api_url:
+        print(f"Prefect UI:       {state.url('prefect')}   API: {state.prefect_api_url}")
+    print(f"Prometheus:       {state.prometheus_url}")
+    print(f"environment file: {state.environment_file}")
+    print(f"token:            {state.folder / 'token'} (eval \"$(chaosctl demo env"
+          f"{_state_option(args)})\" exports it)")
+    print(f"stop with:        chaosctl demo down{_state_option(args)}")
+    return 0
+
+
+def _state_option(args: argparse.Namespace) -> str:
+    return f" --state {shlex.quote(str(args.state))}" if args.state is not None else ""
+
+
+def _status(args: argparse.Namespace) -> int:
+    from gameday.demo.stack import status
+
+    folder = _folder(args)
+    parts = status(folder)
+    if args.json:
+        print(json.dumps([{"name": p.name, "pid": p.pid, "url": p.url, "up": p.up,
+                           "alive": p.alive, "listening": p.listening} for p in parts], indent=2))
+    elif not parts:
+        print(f"no demo stack recorded in {folder}")
+    else:
+        width = max(len(p.name) for p in parts)
+        for p in parts:
+            word = "up" if p.up else ("not listening" if p.alive else "down")
+            print(f"{p.name.ljust(width)}  {word.ljust(13)}  pid {p.pid:<8} {p.url}")
+    return 0 if parts and all(p.up for p in parts) else 1
+
+
+def _down(args: argparse.Namespace) -> int:
+    from gameday.demo.stack import down
+
+    folder = _folder(args)
+    parts = down(folder)
+    if not parts:
+        print(f"no demo stack recorded in {folder}; nothing to stop")
+    else:
+        print(f"stopped {len(parts)} processes: "
+              + ", ".join(f"{p.name} ({p.pid})" for p in parts))
+    return 0
+
+
+def _env(args: argparse.Namespace) -> int:
+    from gameday.demo.state import demo_env
+
+    for name, value in demo_env(_folder(args)).items():
+        print(f"export {name}={shlex.quote(value)}")
+    return 0

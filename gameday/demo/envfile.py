@@ -1,0 +1,61 @@
+"""The demo's environment file, written into the state folder for the stack that runs there.
+
+It follows ``catalog/environments/demo.yaml`` with this stack's ports. The proxies' token is
+referenced as ``{env: GAMEDAY_DEMO_TOKEN}``, never written; ``chaosctl demo env`` prints it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from gameday.demo.state import TOKEN_VARIABLE, StackState
+from gameday.load import load_one
+from gameday.models import Environment
+
+_HEADER = """\
+# The demo environment of the stack in this folder, written by 'chaosctl demo up' (ports change
+# on every start). The proxies' admin token is read from ${variable}:
+#   eval "$(chaosctl demo env)"
+"""
+
+
+def document(state: StackState) -> dict[str, Any]:
+    """The environment file's content for ``state``."""
+    admin = state.proxy_admin_urls
+    users_health = f"{state.user_service_url}/health"
+    data: dict[str, Any] = {
+        "name": "demo",
+        "production": False,
+        "enabled": True,
+        "prometheus": {"url": state.prometheus_url, "timeout": "1s", "scrape_interval": "1s"},
+    }
+    if state.prefect_api_url:
+        data["prefect_api_url"] = state.prefect_api_url
+    data |= {
+        "guard_interval": "1s",
+        "sign_off_severity": 4,
+        "requesters": [],
+        "allowed_targets": ["user-service", "profile-store"],
+        "endpoints": [
+            {"service": "user-service", "dependency": "auth-service", "driver": "proxy",
+             "admin_url": admin["auth-service"], "token": {"env": TOKEN_VARIABLE},
+             "health_url": users_health},
+            {"service": "user-service", "dependency": "profile-store", "driver": "proxy",
+             "admin_url": admin["profile-store"], "token": {"env": TOKEN_VARIABLE},
+             "health_url": users_health},
+            {"service": "profile-store", "driver": "stress",
+             "health_url": f"{state.url('profile-store')}/health"},
+        ],
+        "notify": {"console": True},
+    }
+    return data
+
+
+def write(state: StackState) -> Environment:
+    """Write the environment file and load it back through the catalog loader to validate it."""
+    path = state.environment_file
+    text = yaml.safe_dump(document(state), sort_keys=False, default_flow_style=False)
+    path.write_text(_HEADER.format(variable=TOKEN_VARIABLE) + text, encoding="utf-8")
+    return load_one(Environment, path)

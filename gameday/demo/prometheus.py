@@ -1,0 +1,99 @@
+"""Prometheus for the demo: its configuration, command line and target health.
+
+Every part is scraped each second (the guards judge staleness by it) with the recording rules
+of ``deploy/prometheus/rules.yml``. The proxies' admin ``/metrics`` is scraped with the stack's
+bearer token, read from the token file so it never appears in the configuration.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+from gameday.errors import DemoError
+
+#: The checkout's recording rules; the demo runs from a checkout.
+RULES_FILE = Path(__file__).resolve().parents[2] / "deploy" / "prometheus" / "rules.yml"
+
+
+@dataclass(frozen=True)
+class ScrapeTarget:
+    """One job: a part's ``/metrics`` on ``127.0.0.1:port``."""
+
+    job: str
+    port: int
+    bearer: bool = False
+
+
+def binary() -> str:
+    """Path of the ``prometheus`` binary, or a ``DemoError`` saying how to install it."""
+    found = shutil.which("prometheus") or (
+        "/usr/bin/prometheus" if Path("/usr/bin/prometheus").exists() else None)
+    if found is None:
+        raise DemoError("prometheus is not installed: run scripts/install-debs.sh prometheus "
+                        "(or 'make install')")
+    return found
+
+
+def rules_file() -> Path:
+    """The recording rules file, or a ``DemoError`` when the checkout lacks it."""
+    if not RULES_FILE.is_file():
+        raise DemoError(f"recording rules not found at {RULES_FILE}; run the demo from a "
+                        "gameday checkout")
+    return RULES_FILE
+
+
+def config(targets: list[ScrapeTarget], rules: Path, token_file: Path) -> dict[str, Any]:
+    """The Prometheus configuration as a mapping."""
+    jobs: list[dict[str, Any]] = []
+    for target in targets:
+        job: dict[str, Any] = {
+            "job_name": target.job,
+            "static_configs": [{"targets": [f"127.0.0.1:{target.port}"]}],
+        }
+        if target.bearer:
+            job["authorization"] = {"type": "Bearer", "credentials_file": str(token_file)}
+        jobs.append(job)
+    return {
+        "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
+        "rule_files": [str(rules)],
+        "scrape_configs": jobs,
+    }
+
+
+def write_config(path: Path, targets: list[ScrapeTarget], rules: Path, token_file: Path) -> None:
+    """Write the configuration to ``path``."""
+    text = yaml.safe_dump(config(targets, rules, token_file), sort_keys=False)
+    path.write_text("# Written by 'chaosctl demo up'; rewritten on every start.\n" + text,
+                    encoding="utf-8")
+
+
+def argv(config_file: Path, data_dir: Path, port: int) -> list[str]:
+    """Command line of a Prometheus serving on 127.0.0.1:``port``."""
+    return [
+        binary(),
+        f"--config.file={config_file}",
+        f"--storage.tsdb.path={data_dir}",
+        "--storage.tsdb.retention.time=2d",
+        f"--web.listen-address=127.0.0.1:{port}",
+        "--log.level=warn",
+    ]
+
+
+def target_health(url: str, timeout: float = 2.0) -> dict[str, str]:
+    """Each active job's health (``up``, ``down``, ``unknown``) with its last error, if any."""
+    response = httpx.get(f"{url}/api/v1/targets", params={"state": "active"},
+                         timeout=timeout, trust_env=False)
+    response.raise_for_status()
+    health: dict[str, str] = {}
+    for target in response.json()["data"]["activeTargets"]:
+        job = target["labels"]["job"]
+        state = target.get("health", "unknown")
+        error = target.get("lastError") or ""
+        health[job] = f"{state}: {error}" if state != "up" and error else state
+    return health

@@ -1,0 +1,343 @@
+"""The demo stack's engine: ``up``, ``status`` and ``down``.
+
+``up`` refuses to touch a folder whose recorded stack still runs, picks free ports (or checks
+the given ones), starts each part in its own session, records it in ``state.json`` at once,
+waits until Prometheus scrapes every part and the Prefect API answers, then writes the
+demo's environment file. If anything fails, what it started is stopped again by PID.
+``down`` stops exactly the recorded processes, whoever started them and whatever became of
+that runner.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import secrets
+import shutil
+import signal
+import socket
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from gameday import procs
+from gameday.demo import envfile, prometheus
+from gameday.demo.parts import HOST, PORT_NAMES, StackPlan, check_port_names, plan, proxy_available
+from gameday.demo.state import (
+    ENVIRONMENT_FILE,
+    PID_DIR,
+    TOKEN_FILE,
+    Part,
+    StackState,
+    demo_env,
+    load_state,
+    locked,
+    save_state,
+    state_path,
+    write_token,
+)
+from gameday.errors import DemoError
+
+__all__ = ["PartStatus", "UpOptions", "demo_env", "down", "status", "up"]
+
+#: Seconds a part gets to exit after SIGTERM before SIGKILL.
+STOP_GRACE = 10.0
+#: Runs a part's program after the part wrote its own PID file (``exec`` keeps the PID).
+_WITH_PIDFILE = ["/bin/sh", "-c", 'echo $$ > "$1" && shift && exec "$@"', "sh"]
+
+
+@dataclass(frozen=True)
+class UpOptions:
+    """What ``up`` starts, and where."""
+
+    folder: Path
+    ports: dict[str, int] = field(default_factory=dict)
+    prefect: bool = True
+    rate: float = 20.0
+    timeout: float = 60.0
+    record_samples: bool = False
+
+
+@dataclass(frozen=True)
+class PartStatus:
+    """Whether one recorded part runs and listens."""
+
+    name: str
+    pid: int
+    url: str
+    alive: bool
+    listening: bool
+
+    @property
+    def up(self) -> bool:
+        """Running and accepting connections on every port."""
+        return self.alive and self.listening
+
+
+# --- processes --------------------------------------------------------------------------------
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # Fields after the command name, which may itself contain spaces and parentheses.
+    return stat.rsplit(")", 1)[1].split()
+
+
+def start_ticks(pid: int) -> int | None:
+    """The kernel's start time of ``pid`` (clock ticks since boot), None when it is gone."""
+    fields = _stat_fields(pid)
+    return int(fields[19]) if fields else None
+
+
+def is_running(part: Part) -> bool:
+    """Whether the recorded process still runs, and is the one that was recorded."""
+    if not procs.alive(part.pid):
+        return False
+    return part.start_ticks is None or start_ticks(part.pid) == part.start_ticks
+
+
+def _boot_time() -> float:
+    for line in Path("/proc/stat").read_text().splitlines():
+        if line.startswith("btime "):
+            return float(line.split()[1])
+    return 0.0
+
+
+def _unrecorded(folder: Path, state: StackState | None) -> list[Part]:
+    """Parts that wrote a PID file but are missing from ``state.json`` (``up`` was killed).
+
+    A PID file's process counts only if it started within moments of the file being
+    written, so a PID reused since then is left alone.
+    """
+    recorded = {part.pid for part in state.parts} if state else set()
+    found = []
+    for pidfile in sorted((folder / PID_DIR).glob("*.pid")):
+        try:
+            pid = int(pidfile.read_text().strip())
+            written = pidfile.stat().st_mtime
+        except (OSError, ValueError):
+            continue
+        ticks = start_ticks(pid)
+        if pid in recorded or ticks is None or not procs.alive(pid):
+            continue
+        started = _boot_time() + ticks / os.sysconf("SC_CLK_TCK")
+        if written - 30 <= started <= written + 1:
+            found.append(Part(name=pidfile.stem, pid=pid, start_ticks=ticks, ports={},
+                              url="", log=""))
+    return found
+
+
+def _session_members(part: Part) -> list[int]:
+    """Live processes still in the part's own session (children that outlived their leader)."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        fields = _stat_fields(int(entry.name))
+        # fields[3] is the session ID, fields[2] the state, fields[19] the start time.
+        if (fields and int(fields[3]) == part.pid and fields[2] != "Z"
+                and (part.start_ticks is None or int(fields[19]) >= part.start_ticks)):
+            members.append(int(entry.name))
+    return members
+
+
+def _stop_part(part: Part) -> None:
+    if is_running(part):
+        procs.stop(part.pid, grace=STOP_GRACE)
+    leftovers = _session_members(part)
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in leftovers:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + 2.0
+        while leftovers and time.monotonic() < deadline:
+            time.sleep(0.05)
+            leftovers = [pid for pid in leftovers if procs.alive(pid)]
+        if not leftovers:
+            return
+
+
+def _stop_all(parts: list[Part]) -> None:
+    if parts:
+        with ThreadPoolExecutor(max_workers=len(parts)) as pool:
+            list(pool.map(_stop_part, parts))
+
+
+# --- ports ------------------------------------------------------------------------------------
+
+
+def port_free(port: int) -> bool:
+    """Whether ``127.0.0.1:port`` can be bound now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((HOST, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return False
+            raise DemoError(f"cannot check port {port}: {exc}") from exc
+    return True
+
+
+def _ports(given: dict[str, int], needed: list[str]) -> dict[str, int]:
+    check_port_names(given)
+    for name, port in given.items():
+        if not port_free(port):
+            raise DemoError(f"port {port} for {name} is taken; free it, or pick another with "
+                            f"--port {name}=PORT (or leave it out to get a free one)")
+    ports = {name: port for name, port in given.items() if name in needed}
+    for name in needed:
+        while name not in ports:
+            port = procs.free_port(HOST)
+            if port not in ports.values() and port not in given.values():
+                ports[name] = port
+    return ports
+
+
+# --- readiness --------------------------------------------------------------------------------
+
+
+def _tail(path: str, lines: int = 15) -> str:
+    try:
+        text = Path(path).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return "(no log)"
+    return "\n".join("    " + line for line in text.splitlines()[-lines:]) or "    (empty log)"
+
+
+def _not_ready(state: StackState, stack: StackPlan) -> list[str]:
+    """What is not ready yet; empty when the whole stack is."""
+    waiting = []
+    expected = {target.job for target in stack.scrape_targets}
+    try:
+        health = prometheus.target_health(state.prometheus_url)
+    except (httpx.HTTPError, ValueError, KeyError):
+        waiting.append("prometheus is not answering yet")
+    else:
+        down = {job: health.get(job, "not yet listed") for job in expected
+                if health.get(job) != "up"}
+        waiting += [f"target {job}: {why}" for job, why in sorted(down.items())]
+    if state.prefect:
+        try:
+            ok = httpx.get(f"{state.prefect_api_url}/health", timeout=2.0,
+                           trust_env=False).status_code == 200
+        except httpx.HTTPError:
+            ok = False
+        if not ok:
+            waiting.append("prefect API is not answering yet")
+    return waiting
+
+
+def _wait_ready(state: StackState, stack: StackPlan, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        for part in state.parts:
+            if not is_running(part):
+                raise DemoError(f"{part.name} exited while starting; the end of {part.log}:\n"
+                                f"{_tail(part.log)}")
+        waiting = _not_ready(state, stack)
+        if not waiting:
+            return
+        if time.monotonic() > deadline:
+            raise DemoError(f"the demo stack was not ready after {timeout:g}s: "
+                            + "; ".join(waiting) + f" (logs in {state.folder / 'logs'})")
+        time.sleep(0.25)
+
+
+# --- up / status / down -----------------------------------------------------------------------
+
+
+def _refuse_running(folder: Path) -> None:
+    existing = load_state(folder)
+    running = [part for part in existing.parts if is_running(part)] if existing else []
+    running += _unrecorded(folder, existing)
+    if running:
+        names = ", ".join(f"{p.name} (pid {p.pid})" for p in running)
+        raise DemoError(f"a demo stack is already running in {folder}: {names}. Use it, or stop "
+                        f"it first with 'chaosctl demo down --state {folder}'")
+    # Everything recorded is gone (a reboot, or processes killed by hand): start afresh.
+    state_path(folder).unlink(missing_ok=True)
+    shutil.rmtree(folder / PID_DIR, ignore_errors=True)
+
+
+def up(options: UpOptions) -> StackState:
+    """Start the stack in ``options.folder`` and return what was started."""
+    folder = options.folder.resolve()
+    with locked(folder):
+        _refuse_running(folder)
+        proxy_available()
+        rules = prometheus.rules_file()
+        needed = [name for name in PORT_NAMES if options.prefect or name != "prefect"]
+        ports = _ports(options.ports, needed)
+        for stale in (ENVIRONMENT_FILE, "samples.jsonl"):
+            (folder / stale).unlink(missing_ok=True)
+        # Series of an earlier stack would blur this one's baselines.
+        shutil.rmtree(folder / "prometheus", ignore_errors=True)
+        for name in ("logs", PID_DIR):
+            (folder / name).mkdir(exist_ok=True)
+        token = secrets.token_urlsafe(32)
+        token_file = write_token(folder, token)
+        stack = plan(folder, ports, token, options.rate, options.prefect, options.record_samples)
+        prometheus.write_config(folder / "prometheus.yml", stack.scrape_targets, rules,
+                                token_file)
+        state = StackState(state_dir=str(folder), created=time.time(), prefect=options.prefect)
+        save_state(state)
+        try:
+            for spec in stack.parts:
+                log = folder / "logs" / f"{spec.name}.log"
+                log.write_bytes(b"")
+                pidfile = folder / PID_DIR / f"{spec.name}.pid"
+                process = procs.start([*_WITH_PIDFILE, str(pidfile), *spec.argv], log=log,
+                                      env=spec.env, cwd=folder)
+                state.parts.append(Part(name=spec.name, pid=process.pid,
+                                        start_ticks=start_ticks(process.pid), ports=spec.ports,
+                                        url=spec.url, log=str(log)))
+                save_state(state)
+            _wait_ready(state, stack, options.timeout)
+            envfile.write(state)
+        except BaseException:
+            # A part interrupted before it was recorded is found by its own PID file.
+            time.sleep(0.1)
+            _stop_all(state.parts + _unrecorded(folder, state))
+            state_path(folder).unlink(missing_ok=True)
+            shutil.rmtree(folder / PID_DIR, ignore_errors=True)
+            (folder / TOKEN_FILE).unlink(missing_ok=True)
+            raise
+        return state
+
+
+def status(folder: Path) -> list[PartStatus]:
+    """Each recorded part, running or not; empty when no stack is recorded in ``folder``."""
+    state = load_state(folder.resolve())
+    if state is None:
+        return []
+    return [
+        PartStatus(part.name, part.pid, part.url, (alive := is_running(part)),
+                   alive and all(procs.port_open(port, HOST) for port in part.ports.values()))
+        for part in state.parts
+    ]
+
+
+def down(folder: Path) -> list[Part]:
+    """Stop every recorded part of the stack in ``folder`` by PID; returns those stopped."""
+    folder = folder.resolve()
+    with locked(folder):
+        state = load_state(folder)
+        parts = (state.parts if state else []) + _unrecorded(folder, state)
+        _stop_all(parts)
+        still = [part.name for part in parts if is_running(part)]
+        if still:
+            raise DemoError(f"could not stop {', '.join(still)}; state kept in "
+                            f"{state_path(folder)}")
+        for name in (ENVIRONMENT_FILE, TOKEN_FILE):
+            (folder / name).unlink(missing_ok=True)
+        state_path(folder).unlink(missing_ok=True)
+        shutil.rmtree(folder / PID_DIR, ignore_errors=True)
+        return parts

@@ -1,0 +1,206 @@
+"""The demo stack's state folder: ``state.json`` (PIDs and ports), the token, logs and data.
+
+``state.json`` is rewritten after every process start, so a runner that crashes half-way
+through ``up`` still leaves a record that ``down`` can stop by PID. Each process is recorded
+with its kernel start time too: a PID reused by an unrelated process is never signalled.
+Each process also writes its own PID file before it starts its program, which covers the
+moment between a process starting and ``state.json`` naming it.
+
+Layout::
+
+    <state>/state.json        parts, PIDs, ports (this module)
+    <state>/token             proxy admin token, mode 0600
+    <state>/environment.yaml  the demo's environment file
+    <state>/prometheus.yml    Prometheus configuration; <state>/prometheus/ its TSDB
+    <state>/prefect/          PREFECT_HOME with the SQLite database
+    <state>/logs/<part>.log   each part's output
+    <state>/pids/<part>.pid   each part's PID, written by the part itself
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from gameday.errors import DemoError
+from gameday.paths import state_dir
+
+STATE_FILE = "state.json"
+TOKEN_FILE = "token"
+ENVIRONMENT_FILE = "environment.yaml"
+PID_DIR = "pids"
+#: Environment variable naming the state folder; ``--state`` wins over it.
+#: Environment variable the demo's environment file reads the proxy admin token from.
+TOKEN_VARIABLE = "GAMEDAY_DEMO_TOKEN"
+
+
+def default_state_dir() -> Path:
+    """``demo/`` in the kit's state folder (``$GAMEDAY_STATE``, else ``./.gameday``)."""
+    return state_dir() / "demo"
+
+
+class Part(BaseModel):
+    """One running process of the stack."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(description="part name, e.g. user-service, auth-proxy, prometheus")
+    pid: int = Field(description="process ID; also its process group (own session)")
+    start_ticks: int | None = Field(None, description="kernel start time, guards PID reuse")
+    ports: dict[str, int] = Field(description="role → port, e.g. http, listen, admin")
+    url: str = Field(description="where to reach it")
+    log: str = Field(description="file with its output")
+
+
+class StackState(BaseModel):
+    """What ``chaosctl demo up`` started, as recorded in ``state.json``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: int = 1
+    state_dir: str = Field(description="absolute path of the state folder")
+    created: float = Field(description="unix time the stack was started")
+    prefect: bool = Field(description="whether a Prefect server is part of the stack")
+    parts: list[Part] = Field(default_factory=list)
+
+    def part(self, name: str) -> Part:
+        """The part called ``name``."""
+        for part in self.parts:
+            if part.name == name:
+                return part
+        raise DemoError(f"the demo stack in {self.state_dir} has no part {name!r}")
+
+    def url(self, name: str) -> str:
+        """Base URL of the part called ``name``."""
+        return self.part(name).url
+
+    @property
+    def folder(self) -> Path:
+        """The state folder."""
+        return Path(self.state_dir)
+
+    @property
+    def prometheus_url(self) -> str:
+        """Prometheus, e.g. ``http://127.0.0.1:41234``."""
+        return self.url("prometheus")
+
+    @property
+    def user_service_url(self) -> str:
+        """The user-service (its front door, not behind a proxy)."""
+        return self.url("user-service")
+
+    @property
+    def loadgen_url(self) -> str:
+        """The load generator's control and metrics API."""
+        return self.url("loadgen")
+
+    @property
+    def prefect_api_url(self) -> str | None:
+        """The Prefect API (``…/api``), or None when the stack runs without Prefect."""
+        return f"{self.url('prefect')}/api" if self.prefect else None
+
+    @property
+    def proxy_admin_urls(self) -> dict[str, str]:
+        """Admin API of each fault proxy, by the dependency it stands in front of."""
+        return {
+            "auth-service": f"http://127.0.0.1:{self.part('auth-proxy').ports['admin']}",
+            "profile-store": f"http://127.0.0.1:{self.part('profile-proxy').ports['admin']}",
+        }
+
+    @property
+    def environment_file(self) -> Path:
+        """The demo's environment file."""
+        return self.folder / ENVIRONMENT_FILE
+
+    def token(self) -> str:
+        """The proxies' admin token."""
+        return read_token(self.folder)
+
+
+def state_path(folder: Path) -> Path:
+    """Where ``state.json`` lives in ``folder``."""
+    return folder / STATE_FILE
+
+
+def load_state(folder: Path) -> StackState | None:
+    """The recorded stack in ``folder``, or None when nothing is recorded."""
+    path = state_path(folder)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise DemoError(f"cannot read {path}: {exc}") from exc
+    try:
+        return StackState.model_validate_json(text)
+    except ValidationError as exc:
+        raise DemoError(f"{path} is damaged ({exc.error_count()} problems); stop its processes "
+                        "by hand and delete the file") from exc
+
+
+def save_state(state: StackState) -> None:
+    """Write ``state.json`` atomically (a reader never sees half a file)."""
+    path = state_path(state.folder)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(state.model_dump_json(indent=2), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def write_token(folder: Path, token: str) -> Path:
+    """Store ``token`` readable by the owner only."""
+    path = folder / TOKEN_FILE
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(token)
+    return path
+
+
+def read_token(folder: Path) -> str:
+    """The proxies' admin token of the stack in ``folder``."""
+    path = folder / TOKEN_FILE
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise DemoError(f"no demo token in {folder} ({exc.strerror}); is the stack up?") from exc
+
+
+@contextlib.contextmanager
+def locked(folder: Path) -> Iterator[None]:
+    """Hold the folder's lock, so two ``up``/``down`` never work on one stack at once.
+
+    The kernel drops the lock when its holder dies, so a crashed runner never blocks the next.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise DemoError(f"another 'chaosctl demo' command is working on {folder}; "
+                            "wait for it to finish") from exc
+        yield
+    finally:
+        os.close(fd)
+
+
+def demo_env(folder: Path | None = None) -> dict[str, str]:
+    """Environment variables a client of the running demo stack needs.
+
+    ``GAMEDAY_DEMO_TOKEN`` (the proxies' admin token, which the environment file references)
+    and, when the stack runs a Prefect server, ``PREFECT_API_URL``.
+    """
+    folder = folder or default_state_dir()
+    state = load_state(folder)
+    if state is None:
+        raise DemoError(f"no demo stack recorded in {folder}; run 'chaosctl demo up' first")
+    env = {TOKEN_VARIABLE: read_token(folder)}
+    if state.prefect_api_url:
+        env["PREFECT_API_URL"] = state.prefect_api_url
+    return env

@@ -1,0 +1,39 @@
+"""Drivers apply, revert and list faults; ``driver_for`` picks one for an endpoint.
+
+Driver modules are imported only when an endpoint needs them (the Kubernetes client, for one,
+is slow to import and unused by most runs).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from gameday.drivers.base import Driver, FaultSpec, Handle, Labels
+from gameday.errors import ConfigError
+from gameday.models import Endpoint
+
+#: Driver kind → ``module:factory`` taking an ``Endpoint``.
+DRIVERS: dict[str, str] = {
+    "proxy": "gameday.drivers.proxy:ProxyDriver.from_endpoint",
+    "chaos_mesh": "gameday.drivers.chaos_mesh:ChaosMeshDriver.from_endpoint",
+    "configmap": "gameday.drivers.configmap:ConfigMapDriver.from_endpoint",
+    "stress": "gameday.drivers.stress:StressDriver.from_endpoint",
+}
+
+__all__ = ["DRIVERS", "Driver", "FaultSpec", "Handle", "Labels", "driver_for"]
+
+
+def driver_for(endpoint: Endpoint) -> Driver:
+    """The driver for ``endpoint``, built from the table above."""
+    try:
+        reference = DRIVERS[endpoint.driver]
+    except KeyError:
+        raise ConfigError(f"no driver for kind {endpoint.driver!r} (known: "
+                          f"{', '.join(sorted(DRIVERS))})") from None
+    module_name, _, attribute = reference.partition(":")
+    factory: Any = importlib.import_module(module_name)
+    for part in attribute.split("."):
+        factory = getattr(factory, part)
+    driver: Driver = factory(endpoint)
+    return driver

@@ -1,0 +1,238 @@
+"""Local CPU and memory pressure: worker processes that end by themselves at the TTL.
+
+Each worker (``_stress_worker.py``) runs in its own session and checks its own deadline, so it
+outlives a SIGKILLed orchestrator only until the TTL. Applied faults are recorded as JSON files
+in a state folder (``$GAMEDAY_STATE/stress``): ``active`` works from a fresh driver, and
+``revert`` stops the workers by PID after checking that each PID is still the worker it started
+(same start time, same command line), so a recycled PID is never killed.
+
+Sized for small machines: the CPU the kit's workers may use at once is capped (by default every
+core but one, at least one core), so Prometheus and the services keep a core to run on; memory
+is capped at half of what is available.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import signal
+import socket
+import sys
+import time
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from gameday import procs
+from gameday.drivers.base import FaultSpec, Handle, Labels
+from gameday.errors import DriverError
+from gameday.faults import CpuFault, MemoryFault
+from gameday.models import Endpoint
+from gameday.paths import state_dir
+
+WORKER = Path(__file__).with_name("_stress_worker.py")
+
+
+class Worker(BaseModel):
+    """One worker process, identified by PID and kernel start time (clock ticks after boot)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    pid: int
+    start_ticks: int
+
+
+class Record(BaseModel):
+    """What the state folder keeps about one applied fault."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    id: str
+    labels: Labels
+    fault: str
+    kind: str
+    cpu_percent: float
+    expires_at: float
+    workers: list[Worker]
+
+
+class StressDriver:
+    """Applies CPU and memory pressure on this machine as self-expiring processes."""
+
+    kind = "stress"
+
+    def __init__(self, state: Path | None = None, *, max_cpu_percent: float | None = None,
+                 max_memory_mb: int | None = None) -> None:
+        self.state = Path(state) if state is not None else state_dir() / "stress"
+        cores = os.cpu_count() or 1
+        self.max_cpu_percent = max_cpu_percent or 100.0 * max(1, cores - 1)
+        self.max_memory_mb = max_memory_mb
+
+    @classmethod
+    def from_endpoint(cls, endpoint: Endpoint) -> StressDriver:
+        """The driver for a ``stress`` endpoint: pressure on this machine, state in the kit's."""
+        return cls()
+
+    def check(self) -> None:
+        """Raise unless worker processes can be started and tracked here (Linux /proc)."""
+        if not Path("/proc/self/stat").exists():
+            raise DriverError("the stress driver needs Linux /proc to track its processes")
+        try:
+            self.state.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DriverError(f"cannot create the stress state folder {self.state}: {exc}") from exc
+
+    def apply(self, spec: FaultSpec, ttl: float) -> Handle:
+        """Start the workers for a ``cpu`` or ``memory`` fault; they exit by themselves at TTL."""
+        self.check()
+        fault = spec.fault
+        if not isinstance(fault, CpuFault | MemoryFault):
+            raise DriverError(f"the stress driver applies cpu and memory faults, "
+                              f"not {fault.kind!r}")
+        fault_id = f"stress-{spec.labels.run}-s{spec.labels.step}-{secrets.token_hex(4)}"
+        expires_at = time.time() + ttl
+        base = [sys.executable, "-I", "-S", str(WORKER), fault.kind, "--fault", fault_id,
+                "--deadline", f"{expires_at:.3f}"]
+        if isinstance(fault, CpuFault):
+            cpu = fault.workers * fault.load_percent
+            self._check_cpu(cpu)
+            argvs = [[*base, "--load", f"{fault.load_percent:g}"]] * fault.workers
+        else:
+            cpu = 0.0
+            self._check_memory(fault.mb)
+            argvs = [[*base, "--mb", str(fault.mb)]]
+        workers: list[Worker] = []
+        try:
+            for argv in argvs:
+                child = procs.start(argv)
+                workers.append(Worker(pid=child.pid, start_ticks=_start_ticks(child.pid) or 0))
+        except OSError as exc:
+            for worker in workers:
+                _stop(worker, fault_id)
+            raise DriverError(f"could not start a stress worker: {exc}") from exc
+        record = Record(id=fault_id, labels=spec.labels, fault=fault.summary(), kind=fault.kind,
+                        cpu_percent=cpu, expires_at=expires_at, workers=workers)
+        self._write(record)
+        return self._handle(record)
+
+    def revert(self, handle: Handle) -> None:
+        """Stop the fault's workers that are still running; forget the fault."""
+        record = self._read(self.state / f"{handle.id}.json")
+        workers = record.workers if record else _workers_from(handle)
+        for worker in workers:
+            _stop(worker, handle.id)
+        with contextlib.suppress(FileNotFoundError):
+            (self.state / f"{handle.id}.json").unlink()
+
+    def active(self, run: str | None = None) -> list[Handle]:
+        """Faults whose workers still run here (only ``run``'s when given)."""
+        found = []
+        for record in self._records():
+            if run is not None and record.labels.run != run:
+                continue
+            found.append(self._handle(record))
+        return found
+
+    # --- helpers ------------------------------------------------------------------------------
+
+    def _records(self) -> list[Record]:
+        """Recorded faults with a live worker; records whose workers all ended are removed."""
+        records = []
+        for path in sorted(self.state.glob("stress-*.json")):
+            record = self._read(path)
+            if record is None:
+                continue
+            if any(_is_ours(worker, record.id) for worker in record.workers):
+                records.append(record)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+        return records
+
+    def _check_cpu(self, wanted: float) -> None:
+        busy = sum(record.cpu_percent for record in self._records())
+        if busy + wanted > self.max_cpu_percent:
+            raise DriverError(
+                f"CPU pressure of {wanted:g}% (workers × load_percent) on top of the "
+                f"{busy:g}% already applied is more than this machine's cap of "
+                f"{self.max_cpu_percent:g}% (one core is kept free for Prometheus and the "
+                "services)")
+
+    def _check_memory(self, megabytes: int) -> None:
+        cap = self.max_memory_mb if self.max_memory_mb is not None else _available_mb() // 2
+        if megabytes > cap:
+            raise DriverError(f"memory pressure of {megabytes} MB is more than the cap of "
+                              f"{cap} MB (half of the memory available)")
+
+    def _write(self, record: Record) -> None:
+        path = self.state / f"{record.id}.json"
+        temporary = path.with_suffix(".tmp")
+        temporary.write_text(record.model_dump_json())
+        os.replace(temporary, path)
+
+    def _read(self, path: Path) -> Record | None:
+        try:
+            return Record.model_validate_json(path.read_text())
+        except (OSError, ValidationError):
+            return None
+
+    def _handle(self, record: Record) -> Handle:
+        workers = ",".join(f"{w.pid}:{w.start_ticks}" for w in record.workers)
+        return Handle(driver=self.kind, id=record.id,
+                      endpoint=f"{socket.gethostname()}:{self.state}", labels=record.labels,
+                      fault=record.fault, expires_at=record.expires_at,
+                      extra={"state": str(self.state), "workers": workers})
+
+
+def _workers_from(handle: Handle) -> list[Worker]:
+    """Workers named in a handle, for when the state file is gone."""
+    workers = []
+    for item in filter(None, handle.extra.get("workers", "").split(",")):
+        pid, _, ticks = item.partition(":")
+        with contextlib.suppress(ValueError):
+            workers.append(Worker(pid=int(pid), start_ticks=int(ticks or 0)))
+    return workers
+
+
+def _start_ticks(pid: int) -> int | None:
+    """The kernel start time of ``pid`` (field 22 of /proc/PID/stat); None if it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name (field 2) may contain spaces and parentheses: split after the last ')'.
+    return int(stat.rsplit(")", 1)[1].split()[19])
+
+
+def _is_ours(worker: Worker, fault_id: str) -> bool:
+    """Whether ``worker.pid`` is still the worker started for ``fault_id``."""
+    if not procs.alive(worker.pid) or _start_ticks(worker.pid) != worker.start_ticks:
+        return False
+    try:
+        argv = Path(f"/proc/{worker.pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return str(WORKER).encode() in argv and fault_id.encode() in argv
+
+
+def _stop(worker: Worker, fault_id: str) -> None:
+    """SIGTERM, then SIGKILL, one worker, but only while it is provably ours."""
+    deadline = time.monotonic() + 5.0
+    sig = signal.SIGTERM
+    while _is_ours(worker, fault_id):
+        if time.monotonic() > deadline:
+            sig = signal.SIGKILL
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(worker.pid, sig)
+        with contextlib.suppress(ChildProcessError, OSError):
+            os.waitpid(worker.pid, os.WNOHANG)
+        time.sleep(0.05)
+
+
+def _available_mb() -> int:
+    """MemAvailable from /proc/meminfo, in megabytes."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) // 1024
+    return 0
+

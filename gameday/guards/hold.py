@@ -1,0 +1,136 @@
+"""Hold a step for its dwell while every guard is evaluated each interval, in parallel.
+
+One task per guard polls on a shared schedule (``start + k * interval``); the first verdict
+that stops the run resolves a future the hold waits on, and the hold then cancels every
+pending query and sleep at once. Nothing retries a failed query: it is an ``error`` sample,
+and under fail-closed an error stops the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from gameday.guards.queries import GuardQuery
+from gameday.guards.rules import Sample, Verdict, judge
+
+#: Called with every sample and its verdict, on the event loop; keep it quick (a journal line).
+Recorder = Callable[[GuardQuery, Sample, Verdict], None]
+
+
+class Sampler(Protocol):
+    """Takes one sample of a guard's query (``Prometheus`` is one)."""
+
+    async def sample(self, guard: GuardQuery) -> Sample:
+        """One sample; failures are returned as ``error`` samples, not raised."""
+        ...
+
+
+@dataclass(frozen=True)
+class HoldResult:
+    """How a hold ended: the whole dwell held, or which guard stopped it and when."""
+
+    started: float
+    ended: float
+    dwell: float
+    interval: float
+    #: Name of the guard whose verdict stopped the hold; None when the dwell held.
+    guard: str | None = None
+    verdict: Verdict | None = None
+    #: Epoch seconds at which the stopping verdict was reached.
+    breached_at: float | None = None
+    #: Samples taken across all guards.
+    samples: int = 0
+
+    @property
+    def held(self) -> bool:
+        """Whether the step held for its whole dwell."""
+        return self.guard is None
+
+    @property
+    def summary(self) -> str:
+        """One line for people."""
+        took = self.ended - self.started
+        if self.verdict is None:
+            return f"held {took:.1f}s of {self.dwell:g}s, {self.samples} samples"
+        return f"stopped after {took:.1f}s of {self.dwell:g}s: {self.verdict.summary}"
+
+
+@dataclass(frozen=True)
+class _Stop:
+    guard: GuardQuery
+    verdict: Verdict
+    at: float
+
+
+async def hold(dwell: float, guards: Sequence[GuardQuery], interval: float, *,
+               sampler: Sampler, stale_after: float, record: Recorder | None = None) -> HoldResult:
+    """Hold for ``dwell`` seconds unless a guard stops it; evaluate all guards every ``interval``.
+
+    ``stale_after`` is the largest allowed sample age (see ``rules.stale_bound``). ``record``
+    sees every sample and verdict. If ``record`` raises, the hold ends with that exception:
+    a run that cannot keep its journal must not go on.
+    """
+    if dwell < 0 or interval <= 0:
+        raise ValueError("hold needs dwell >= 0 and interval > 0")
+    loop = asyncio.get_running_loop()
+    stop: asyncio.Future[_Stop] = loop.create_future()
+    counter = [0]
+    started, origin = time.time(), loop.time()
+    tasks = [asyncio.create_task(_watch(g, origin, interval, sampler, stale_after, record, stop,
+                                        counter), name=f"guard {g.name}") for g in guards]
+    try:
+        with contextlib.suppress(TimeoutError):
+            # shield: the timeout must not cancel the future the guard tasks resolve.
+            found = await asyncio.wait_for(asyncio.shield(stop), dwell)
+            return HoldResult(started=started, ended=time.time(), dwell=dwell, interval=interval,
+                              guard=found.guard.name, verdict=found.verdict,
+                              breached_at=found.at, samples=counter[0])
+        return HoldResult(started=started, ended=time.time(), dwell=dwell, interval=interval,
+                          samples=counter[0])
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if not stop.done():
+            stop.cancel()
+
+
+async def _watch(guard: GuardQuery, origin: float, interval: float, sampler: Sampler,
+                 stale_after: float, record: Recorder | None, stop: asyncio.Future[_Stop],
+                 counter: list[int]) -> None:
+    """Poll one guard until it stops the run or is cancelled."""
+    loop = asyncio.get_running_loop()
+    history: list[Sample] = []
+    # Evaluations a little early must not cost a whole extra interval of ``for``.
+    tolerance = interval / 4
+    keep = guard.guard.for_ + 2 * interval
+    try:
+        while not stop.done():
+            try:
+                sample = await sampler.sample(guard)
+            except Exception as exc:  # a broken sampler is blindness: fail closed
+                sample = Sample(query_time=time.time(), error=f"{type(exc).__name__}: {exc}")
+            history.append(sample)
+            # Only the span ``for`` looks at (plus one interval of margin) is kept.
+            while len(history) > 2 and history[1].query_time < sample.query_time - keep:
+                history.pop(0)
+            verdict = judge(guard.name, guard.guard, history, stale_after=stale_after,
+                            tolerance=tolerance)
+            counter[0] += 1
+            if record is not None:
+                record(guard, sample, verdict)
+            if verdict.stops:
+                if not stop.done():
+                    stop.set_result(_Stop(guard, verdict, time.time()))
+                return
+            elapsed = loop.time() - origin
+            await asyncio.sleep((int(elapsed / interval) + 1) * interval - elapsed)
+    except Exception as exc:  # the recorder failed: end the hold with its exception
+        if not stop.done():
+            stop.set_exception(exc)
+        raise

@@ -1,0 +1,31 @@
+"""The sidecar proxy: an HTTP/1.1 reverse proxy that injects faults by rule.
+
+Start it with::
+
+    GAMEDAY_PROXY_TOKEN=s3cret chaosctl proxy --listen 127.0.0.1:8080 \\
+        --upstream http://127.0.0.1:9000 --admin 127.0.0.1:8081 \\
+        [--max-ttl 3600s] [--target NAME] [--token-env GAMEDAY_PROXY_TOKEN] [--seed N]
+
+* data plane on ``--listen``: forwards to ``--upstream`` (keep-alive both sides, streamed
+  bodies, pooled upstream connections); an unreachable upstream is answered 502 with a JSON
+  body. Faulted requests and responses carry ``x-chaos-scenario``, ``x-chaos-fault`` and a
+  ``baggage`` entry (``chaos.scenario``, ``chaos.fault``, ``chaos.run``);
+* admin API on ``--admin`` (JSON; see :mod:`gameday.injector.proxy.admin` for every route and
+  ``/openapi.json`` for the schema); the token comes from the environment variable named by
+  ``--token-env``; without a token the admin API may only bind to a loopback address;
+* a rule's ``target`` defaults to ``--target``; a proxy started with ``--target`` refuses rules
+  aimed at another target;
+* a rule is removed by a timer at its ``expires_at``, with no traffic needed, logging a JSON
+  ``expired`` line (``started`` and ``removed`` are logged too); ``--max-ttl`` caps the TTL;
+* stdout carries JSON log lines; the first is ``{"event": "listening", ...}`` with the bound
+  addresses (port 0 picks a free port).
+
+Modules: ``http1`` (parser), ``client`` and ``upstream`` (the two sides of a proxied
+exchange), ``dataplane`` (their shared state and the upstream pool), ``throttle``, ``replies``,
+``store`` (rules and their expiry timers), ``admin`` and ``openapi``, ``metrics``, ``server``
+(wiring).
+"""
+
+from gameday.injector.proxy.server import ProxyConfig, parse_address, parse_upstream, run, serve
+
+__all__ = ["ProxyConfig", "parse_address", "parse_upstream", "run", "serve"]

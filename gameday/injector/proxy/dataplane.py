@@ -1,0 +1,49 @@
+"""The data plane's shared state: upstream pool, rules, metrics, RNG, the open connections.
+
+Each client connection is a :class:`~gameday.injector.proxy.client.ClientConn`; each upstream
+connection an :class:`~gameday.injector.proxy.upstream.UpstreamConn` from the pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+from gameday.injector.proxy.client import ClientConn
+from gameday.injector.proxy.metrics import ProxyMetrics
+from gameday.injector.proxy.store import RuleStore
+from gameday.injector.proxy.upstream import UpstreamPool
+
+
+class DataPlane:
+    """Shared state of every client connection: pool, rules, metrics, RNG."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, upstream: tuple[str, int],
+                 store: RuleStore, metrics: ProxyMetrics, rng: random.Random,
+                 idle_timeout: float = 120.0) -> None:
+        self.loop = loop
+        self.upstream_url = f"http://{upstream[0]}:{upstream[1]}"
+        self.host_line = f"Host: {upstream[0]}:{upstream[1]}".encode()
+        self.pool = UpstreamPool(loop, *upstream)
+        self.store = store
+        self.metrics = metrics
+        self.rng = rng
+        self.clients: set[ClientConn] = set()
+        self.sweep_every = 5.0
+        self.idle_ticks = max(1, round(idle_timeout / self.sweep_every))
+
+    def protocol(self) -> ClientConn:
+        """A protocol object for one new client connection."""
+        return ClientConn(self)
+
+    def sweep(self) -> None:
+        """Close client and upstream connections that stayed idle too long."""
+        for client in list(self.clients):
+            client.tick(self.idle_ticks)
+        self.pool.sweep(self.idle_ticks)
+
+    def close(self) -> None:
+        """Close every connection."""
+        for client in list(self.clients):
+            client.close()
+        self.pool.close()

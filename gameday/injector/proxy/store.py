@@ -1,0 +1,128 @@
+"""The proxy's rule set: atomic changes, one timer per rule that removes it at its expiry.
+
+The timer is what keeps "no fault outlives its run" true with no traffic at all: the rule
+leaves the list, the gauges and the data plane's snapshot when it expires, and a JSON
+``expired`` line is logged. The data plane also checks ``expires_at`` per request, so a rule
+never fires after its expiry even if the timer is a millisecond late.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from gameday.injector.proxy.metrics import ProxyMetrics
+from gameday.injector.rules import Rule, rule_json
+
+
+def log_event(event: str, **fields: Any) -> None:
+    """Write one JSON log line to stdout."""
+    line = json.dumps({"ts": round(time.time(), 6), "event": event, **fields}, default=str)
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+class RuleStore:
+    """Rules by id, in the order they were added (later is newer); expiry by timers."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, metrics: ProxyMetrics,
+                 log: Callable[..., None] = log_event) -> None:
+        self._loop = loop
+        self._metrics = metrics
+        self._log = log
+        self._rules: dict[str, Rule] = {}
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        #: The current rules as a tuple, replaced (never mutated) on every change.
+        self.snapshot: tuple[Rule, ...] = ()
+
+    def rules(self, run: str | None = None) -> list[Rule]:
+        """The stored rules, optionally only ``run``'s."""
+        return [rule for rule in self._rules.values() if run is None or rule.labels.run == run]
+
+    def get(self, rule_id: str) -> Rule | None:
+        """The rule with ``rule_id``, if stored."""
+        return self._rules.get(rule_id)
+
+    def add(self, rule: Rule) -> None:
+        """Store ``rule`` (its id must be new) and start its timer."""
+        before = list(self._rules.values())
+        self._rules[rule.id] = rule
+        self._schedule(rule)
+        self._changed(before)
+        self._log("started", rule=rule_json(rule))
+
+    def replace(self, rules: Iterable[Rule]) -> None:
+        """Replace every rule at once (ids must be unique)."""
+        before = list(self._rules.values())
+        for handle in self._timers.values():
+            handle.cancel()
+        self._timers.clear()
+        self._rules = {rule.id: rule for rule in rules}
+        for rule in self._rules.values():
+            self._schedule(rule)
+        self._changed(before)
+        kept = set(self._rules)
+        for rule in before:
+            if rule.id not in kept or self._rules[rule.id] != rule:
+                self._log("removed", rule=rule_json(rule), reason="replaced")
+        old = {rule.id: rule for rule in before}
+        for rule in self._rules.values():
+            if old.get(rule.id) != rule:
+                self._log("started", rule=rule_json(rule))
+
+    def remove(self, rule_id: str, reason: str = "deleted") -> bool:
+        """Remove one rule; False when it is not stored."""
+        return self._drop([rule_id], "removed", reason) == 1
+
+    def remove_run(self, run: str) -> int:
+        """Remove every rule of ``run``; how many went."""
+        return self._drop([rule.id for rule in self.rules(run)], "removed", "deleted")
+
+    def close(self) -> None:
+        """Cancel every timer (the process is stopping)."""
+        for handle in self._timers.values():
+            handle.cancel()
+        self._timers.clear()
+
+    def _drop(self, ids: list[str], event: str, reason: str) -> int:
+        before = list(self._rules.values())
+        gone = []
+        for rule_id in ids:
+            rule = self._rules.pop(rule_id, None)
+            if rule is None:
+                continue
+            handle = self._timers.pop(rule_id, None)
+            if handle is not None:
+                handle.cancel()
+            gone.append(rule)
+        if gone:
+            self._changed(before)
+            now = time.time()
+            for rule in gone:
+                extra = ({"lateness_ms": round((now - rule.expires_at) * 1000, 3)}
+                         if event == "expired" else {"reason": reason})
+                self._log(event, rule=rule_json(rule), **extra)
+        return len(gone)
+
+    def _schedule(self, rule: Rule) -> None:
+        delay = max(0.0, rule.expires_at - time.time())
+        self._timers[rule.id] = self._loop.call_later(delay, self._expire, rule.id)
+
+    def _expire(self, rule_id: str) -> None:
+        rule = self._rules.get(rule_id)
+        if rule is None:
+            return
+        if rule.expires_at > time.time():
+            # Timers round to the millisecond and may fire a hair early: never remove early.
+            self._schedule(rule)
+            return
+        self._timers.pop(rule_id, None)
+        self._drop([rule_id], "expired", "ttl")
+
+    def _changed(self, before: list[Rule]) -> None:
+        self.snapshot = tuple(self._rules.values())
+        self._metrics.rules_changed(before, list(self.snapshot))

@@ -1,0 +1,328 @@
+"""httpx transports that inject faults into a Python service's own outgoing calls.
+
+::
+
+    client = httpx.Client(transport=FaultTransport(rules_file="/etc/chaos/rules.yaml",
+                                                   target="checkout/payments"))
+    client = httpx.AsyncClient(transport=AsyncFaultTransport(rules=[rule]))
+
+Rules are given directly or read from a JSON or YAML file ``{"rules": [rule, ...]}`` (the rule
+shape of the proxy's admin API; a ``ttl`` in a file counts from the file's modification time).
+The file is re-read when it changes (a mounted ConfigMap is replaced by a symlink swap, which
+changes what ``stat`` sees). A file that is missing or invalid injects nothing: a broken chaos
+config must not break the service. Expired rules are dropped by time, whether or not traffic
+flows: ``active_rules()`` shows it.
+
+What the caller sees per fault: a delay; an ``abort`` as a response with that status (the
+inner transport is not called); a ``reset`` as ``httpx.ReadError``; a ``blackhole`` as
+``httpx.ReadTimeout`` after the request's read timeout (or ``httpx.RemoteProtocolError`` when
+the rule expires first); a ``bandwidth`` rule as a response body paced to ``kbps``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import random
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+from pydantic import ValidationError
+
+from gameday.errors import CatalogError, InjectorError
+from gameday.injector.decide import PASS, Decision, Request, decide, fault_headers
+from gameday.injector.rules import Rule, RuleInput, problems_of
+
+log = logging.getLogger("gameday.injector")
+Clock = Callable[[], float]
+
+
+def load_rules_file(path: Path) -> list[Rule]:
+    """Rules from a JSON or YAML file; ``InjectorError`` naming the file and field if invalid."""
+    try:
+        text = path.read_text(encoding="utf-8")
+        mtime = path.stat().st_mtime
+    except OSError as exc:
+        raise InjectorError(f"{path}: cannot read: {exc}") from exc
+    try:
+        if path.suffix == ".json":
+            data = json.loads(text)
+        else:
+            from gameday.load import parse_yaml
+
+            data = parse_yaml(text, str(path)).data
+    except (json.JSONDecodeError, CatalogError) as exc:
+        raise InjectorError(f"{path}: not valid {path.suffix.lstrip('.') or 'YAML'}: "
+                            f"{exc}") from exc
+    if data is None:
+        return []
+    if not isinstance(data, dict) or set(data) != {"rules"} or not isinstance(data["rules"],
+                                                                              list):
+        raise InjectorError(f'{path}: expected {{"rules": [rule, ...]}}')
+    rules = []
+    for index, item in enumerate(data["rules"]):
+        try:
+            parsed = RuleInput.model_validate(item)
+        except ValidationError as exc:
+            problem = problems_of(exc, ("rules", index))[0]
+            raise InjectorError(f"{path}: {problem}") from exc
+        # A ttl counts from the file's modification time, so re-reading does not extend it.
+        expires_at = parsed.expires_at if parsed.expires_at is not None \
+            else mtime + (parsed.ttl or 0.0)
+        rules.append(Rule(id=parsed.id or f"rule-{index}", fault=parsed.fault,
+                          labels=parsed.labels, target=parsed.target or "",
+                          expires_at=expires_at))
+    return rules
+
+
+class RuleSource:
+    """Rules given directly, or read from a file and re-read whenever it changes."""
+
+    def __init__(self, rules: Sequence[Rule] | None = None, rules_file: str | Path | None = None,
+                 clock: Clock = time.time) -> None:
+        if (rules is None) == (rules_file is None):
+            raise InjectorError("give exactly one of rules= or rules_file=")
+        self.path = Path(rules_file) if rules_file is not None else None
+        self._rules: tuple[Rule, ...] = tuple(rules or ())
+        self._key: tuple[int, int, int] | None = None
+        self._lock = threading.Lock()
+        self.clock = clock
+        #: Why the file was last rejected (None when it loaded).
+        self.last_error: str | None = None
+
+    def rules(self) -> tuple[Rule, ...]:
+        """Every rule, expired or not (the file re-read if it changed)."""
+        if self.path is not None:
+            self._refresh(self.path)
+        return self._rules
+
+    def active(self) -> list[Rule]:
+        """The rules that have not expired yet."""
+        now = self.clock()
+        return [rule for rule in self.rules() if rule.active(now)]
+
+    def _refresh(self, path: Path) -> None:
+        try:
+            info = os.stat(path)
+            key = (info.st_mtime_ns, info.st_size, info.st_ino)
+        except OSError:
+            key = None
+        if key == self._key:
+            return
+        with self._lock:
+            if key == self._key:
+                return
+            self._key = key
+            if key is None:
+                self._rules, self.last_error = (), None
+                return
+            try:
+                self._rules, self.last_error = tuple(load_rules_file(path)), None
+            except InjectorError as exc:
+                self._rules, self.last_error = (), str(exc)
+                log.warning("ignoring fault rules: %s", exc)
+
+
+class _Injector:
+    """What both transports share: the rule source, the seeded RNG, the decision."""
+
+    def __init__(self, rules: Sequence[Rule] | None, rules_file: str | Path | None,
+                 seed: int | None, target: str | None, clock: Clock) -> None:
+        self.source = RuleSource(rules, rules_file, clock)
+        self.rng = random.Random(seed)
+        self.target = target
+        self._lock = threading.Lock()
+
+    def decide(self, request: httpx.Request) -> Decision:
+        rules = self.source.active()
+        if not rules:
+            return PASS
+        meta = Request(request.method, request.url.raw_path.decode("ascii"),
+                       {name.lower(): value for name, value in request.headers.items()})
+        with self._lock:  # one RNG, many threads: draws must stay in a single sequence
+            return decide(rules, meta, self.rng, self.source.clock(), self.target)
+
+    def abort(self, request: httpx.Request, decision: Decision) -> httpx.Response:
+        rule = decision.rules[-1]
+        body = {"error": "fault injected", "fault": "abort", "status": decision.status,
+                "rule": rule.id, "scenario": rule.labels.scenario}
+        return httpx.Response(decision.status, headers=fault_headers(decision), json=body,
+                              request=request)
+
+    def blackhole_hold(self, request: httpx.Request, decision: Decision) -> tuple[float, bool]:
+        """Seconds to hold, and whether the client's read timeout ends the hold."""
+        timeout = (request.extensions.get("timeout") or {}).get("read")
+        until_expiry = max(0.0, decision.rules[-1].expires_at - self.source.clock())
+        if timeout is not None and timeout <= until_expiry:
+            return float(timeout), True
+        return until_expiry, False
+
+    @staticmethod
+    def mark(request: httpx.Request, decision: Decision) -> None:
+        for name, value in fault_headers(decision):
+            existing = request.headers.get(name)
+            request.headers[name] = f"{existing},{value}" if existing and name == "baggage" \
+                else value
+
+    @staticmethod
+    def marked(request: httpx.Request, response: httpx.Response, decision: Decision,
+               stream: Any) -> httpx.Response:
+        headers = httpx.Headers(response.headers)
+        for name, value in fault_headers(decision):
+            headers[name] = value
+        return httpx.Response(response.status_code, headers=headers, stream=stream,
+                              extensions=response.extensions, request=request)
+
+
+def _slices(chunk: bytes, rate: float) -> Iterator[bytes]:
+    size = max(256, int(rate / 20))  # 50 ms worth per slice
+    for start in range(0, len(chunk), size):
+        yield chunk[start:start + size]
+
+
+class _Throttled(httpx.SyncByteStream):
+    def __init__(self, inner: httpx.SyncByteStream, kbps: float,
+                 sleep: Callable[[float], None]) -> None:
+        self.inner, self.rate, self.sleep = inner, kbps * 125.0, sleep
+
+    def __iter__(self) -> Iterator[bytes]:
+        # Each slice waits for the one before it to "travel"; the rate is an upper bound.
+        wait = 0.0
+        for chunk in self.inner:
+            for piece in _slices(chunk, self.rate):
+                if wait:
+                    self.sleep(wait)
+                wait = len(piece) / self.rate
+                yield piece
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class _AsyncThrottled(httpx.AsyncByteStream):
+    def __init__(self, inner: httpx.AsyncByteStream, kbps: float) -> None:
+        self.inner, self.rate = inner, kbps * 125.0
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        wait = 0.0
+        async for chunk in self.inner:
+            for piece in _slices(chunk, self.rate):
+                if wait:
+                    await asyncio.sleep(wait)
+                wait = len(piece) / self.rate
+                yield piece
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def _reset(request: httpx.Request) -> httpx.ReadError:
+    return httpx.ReadError("connection reset by peer (fault injected)", request=request)
+
+
+def _blackholed(request: httpx.Request, by_timeout: bool) -> httpx.TransportError:
+    if by_timeout:
+        return httpx.ReadTimeout("no answer (blackhole fault injected)", request=request)
+    return httpx.RemoteProtocolError("server disconnected without a response (blackhole "
+                                     "fault expired)", request=request)
+
+
+class FaultTransport(httpx.BaseTransport):
+    """A sync httpx transport that injects faults before handing requests to ``inner``."""
+
+    def __init__(self, inner: httpx.BaseTransport | None = None, *,
+                 rules: Sequence[Rule] | None = None, rules_file: str | Path | None = None,
+                 seed: int | None = None, target: str | None = None, clock: Clock = time.time,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.inner = inner if inner is not None else httpx.HTTPTransport()
+        self._injector = _Injector(rules, rules_file, seed, target, clock)
+        self._sleep = sleep
+
+    @property
+    def source(self) -> RuleSource:
+        """Where the rules come from."""
+        return self._injector.source
+
+    def active_rules(self) -> list[Rule]:
+        """Rules in force right now (expired ones dropped, the file re-read if changed)."""
+        return self._injector.source.active()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        """Decide, inject, and forward what is left to the inner transport."""
+        injector = self._injector
+        decision = injector.decide(request)
+        if not decision.rules:
+            return self.inner.handle_request(request)
+        if decision.delay_ms:
+            self._sleep(decision.delay_ms / 1000)
+        if decision.action == "abort":
+            return injector.abort(request, decision)
+        if decision.action == "reset":
+            raise _reset(request)
+        if decision.action == "blackhole":
+            hold, by_timeout = injector.blackhole_hold(request, decision)
+            self._sleep(hold)
+            raise _blackholed(request, by_timeout)
+        injector.mark(request, decision)
+        response = self.inner.handle_request(request)
+        stream: Any = response.stream
+        if decision.kbps:
+            stream = _Throttled(stream, decision.kbps, self._sleep)
+        return injector.marked(request, response, decision, stream)
+
+    def close(self) -> None:
+        """Close the inner transport."""
+        self.inner.close()
+
+
+class AsyncFaultTransport(httpx.AsyncBaseTransport):
+    """An async httpx transport that injects faults before handing requests to ``inner``."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport | None = None, *,
+                 rules: Sequence[Rule] | None = None, rules_file: str | Path | None = None,
+                 seed: int | None = None, target: str | None = None,
+                 clock: Clock = time.time) -> None:
+        self.inner = inner if inner is not None else httpx.AsyncHTTPTransport()
+        self._injector = _Injector(rules, rules_file, seed, target, clock)
+
+    @property
+    def source(self) -> RuleSource:
+        """Where the rules come from."""
+        return self._injector.source
+
+    def active_rules(self) -> list[Rule]:
+        """Rules in force right now (expired ones dropped, the file re-read if changed)."""
+        return self._injector.source.active()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """Decide, inject, and forward what is left to the inner transport."""
+        injector = self._injector
+        decision = injector.decide(request)
+        if not decision.rules:
+            return await self.inner.handle_async_request(request)
+        if decision.delay_ms:
+            await asyncio.sleep(decision.delay_ms / 1000)
+        if decision.action == "abort":
+            return injector.abort(request, decision)
+        if decision.action == "reset":
+            raise _reset(request)
+        if decision.action == "blackhole":
+            hold, by_timeout = injector.blackhole_hold(request, decision)
+            await asyncio.sleep(hold)
+            raise _blackholed(request, by_timeout)
+        injector.mark(request, decision)
+        response = await self.inner.handle_async_request(request)
+        stream: Any = response.stream
+        if decision.kbps:
+            stream = _AsyncThrottled(stream, decision.kbps)
+        return injector.marked(request, response, decision, stream)
+
+    async def aclose(self) -> None:
+        """Close the inner transport."""
+        await self.inner.aclose()

@@ -1,0 +1,83 @@
+"""The live state of one run in this process: what prepare built and the later phases use.
+
+Nothing here is needed to clean up: rollback works from the journal and the drivers alone, so
+a hook in another process can revert a run whose process died.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from gameday.drivers.base import Driver, FaultSpec, Labels
+from gameday.guards import GuardQuery, Prometheus, SignalQuery, Window
+from gameday.journal import Journal
+from gameday.models import Endpoint, Environment, Scenario
+from gameday.notify import Notice, Notifier
+from gameday.protocol.checks import Request
+from gameday.protocol.lock import EnvironmentLock
+
+
+def endpoint_key(endpoint: Endpoint) -> str:
+    """The place a driver reports in its handles (admin URL, rules file or namespace)."""
+    if endpoint.admin_url:
+        return endpoint.admin_url.rstrip("/")
+    return endpoint.rules_file or endpoint.namespace or endpoint.service
+
+
+@dataclass
+class RunContext:
+    """Everything a running game day holds open."""
+
+    run: str
+    request: Request
+    severities: list[int]
+    guards: list[GuardQuery]
+    signals: list[SignalQuery]
+    metrics: dict[str, str]
+    endpoint: Endpoint
+    driver: Driver
+    journal: Journal
+    notifier: Notifier
+    prometheus: Prometheus
+    lock: EnvironmentLock | None = None
+    baseline: Window | None = None
+    requester: str = "unknown"
+    swept: list[str] = field(default_factory=list)
+    #: Receives one line per round of guard samples (live progress for a terminal).
+    progress: Callable[[str], None] | None = None
+
+    @property
+    def scenario(self) -> Scenario:
+        """The scenario being run."""
+        return self.request.scenario
+
+    @property
+    def environment(self) -> Environment:
+        """The environment it runs in."""
+        return self.request.environment
+
+    def spec(self, severity: int) -> FaultSpec:
+        """What step ``severity`` injects, labelled with this run."""
+        return FaultSpec(
+            fault=self.scenario.step_fault(severity), target=self.scenario.target,
+            labels=Labels(run=self.run, scenario=self.scenario.name,
+                          environment=self.environment.name, step=severity))
+
+    def notify(self, kind: str, text: str, level: str = "info", **fields: object) -> None:
+        """Tell people, off the safety path."""
+        self.notifier.post(Notice(kind=kind, run=self.run, text=text,
+                                  level=level, fields=dict(fields)))  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        """Release the lock and close what is open (the notifier drains briefly)."""
+        self.notifier.close(timeout=5.0)
+        self.prometheus.close()
+        if self.lock is not None:
+            self.lock.release()
+        close = getattr(self.driver, "close", None)
+        if callable(close):
+            with contextlib.suppress(Exception):
+                close()
+        self.journal.close()

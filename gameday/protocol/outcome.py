@@ -1,0 +1,50 @@
+"""How a run ended, from what each phase returned (pure)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gameday.protocol.escalate import Escalation
+from gameday.protocol.observe import Observation
+from gameday.protocol.rollback import RollbackResult
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The run's end: passed, aborted, failed, cancelled or rollback_failed."""
+
+    outcome: str
+    highest_held: int | None
+    first_broken: int | None
+    summary: str
+
+
+def decide(escalation: Escalation | None, observation: Observation | None,
+           rollback: RollbackResult | None, error: str | None = None,
+           cancelled: bool = False) -> Outcome:
+    """Rollback failure outranks everything; then cancellation, failure, guard abort, pass."""
+    held = observation.highest_held if observation else None
+    broken = observation.first_broken if observation else None
+    if observation is None and escalation is not None:
+        held = max((s.severity for s in escalation.steps if s.held), default=None)
+        stop = escalation.stopped
+        broken = stop.severity if stop else None
+    if rollback is not None and not rollback.clean:
+        left = [*rollback.failed, *rollback.remaining]
+        return Outcome("rollback_failed", held, broken,
+                       f"rollback failed, faults may remain: {'; '.join(left)}")
+    if cancelled:
+        return Outcome("cancelled", held, broken, "cancelled; every fault was reverted")
+    if error is not None:
+        return Outcome("failed", held, broken, f"failed: {error}; every fault was reverted")
+    stop = escalation.stopped if escalation else None
+    if stop is not None:
+        reason = (f"guard {stop.hold.guard}: {stop.hold.verdict.summary}"
+                  if stop.hold is not None and stop.hold.verdict is not None
+                  else stop.problem or "stopped")
+        return Outcome("aborted", held, broken, f"aborted at severity {stop.severity}: {reason}")
+    top = f"highest severity held: {held}" if held else "no step held its signals"
+    if broken is not None:
+        return Outcome("passed", held, broken, f"guards held; hypothesis broke at severity "
+                       f"{broken}; {top}")
+    return Outcome("passed", held, broken, f"every step held; {top}")

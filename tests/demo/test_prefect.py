@@ -1,0 +1,40 @@
+"""`chaosctl demo up` with its Prefect server: ready in time, announced, stopped with the rest."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from gameday import procs
+from gameday.demo.stack import UpOptions, down, up
+from gameday.demo.state import TOKEN_VARIABLE, demo_env
+from gameday.load import load_one
+from gameday.models import Environment
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def test_up_with_prefect_serves_its_api_and_down_stops_it(tmp_path: Path) -> None:
+    """The full stack is up in under 30 s; the Prefect API answers; down leaves nothing."""
+    began = time.monotonic()
+    state = up(UpOptions(tmp_path, prefect=True, rate=5, timeout=90))
+    elapsed = time.monotonic() - began
+    try:
+        assert elapsed < 30, f"up took {elapsed:.1f}s"
+        assert state.prefect_api_url is not None
+        health = httpx.get(f"{state.prefect_api_url}/health", timeout=5, trust_env=False)
+        assert health.status_code == 200
+        environment = load_one(Environment, state.environment_file)
+        assert environment.prefect_api_url == state.prefect_api_url
+        assert demo_env(tmp_path)["PREFECT_API_URL"] == state.prefect_api_url
+        assert TOKEN_VARIABLE in demo_env(tmp_path)
+        assert (tmp_path / "prefect" / "prefect.db").exists()
+    finally:
+        stopped = down(tmp_path)
+    prefect = state.part("prefect")
+    assert prefect.pid in {part.pid for part in stopped}
+    assert not procs.alive(prefect.pid)
+    assert not procs.port_open(prefect.ports["http"])

@@ -1,0 +1,84 @@
+"""`chaosctl demo up` on the shared session stack: targets, rules, environment file, refusals."""
+
+from __future__ import annotations
+
+import math
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from gameday import procs
+from gameday.demo.stack import UpOptions, up
+from gameday.demo.state import TOKEN_VARIABLE, demo_env
+from gameday.errors import DemoError
+from tests.demo_stack import DemoStack
+
+RULES = Path(__file__).resolve().parents[2] / "deploy" / "prometheus" / "rules.yml"
+JOBS = {"auth-service", "profile-store", "auth-proxy", "profile-proxy", "user-service", "loadgen"}
+
+pytestmark = pytest.mark.integration
+
+
+def _recorded_rules() -> list[str]:
+    groups = yaml.safe_load(RULES.read_text())["groups"]
+    return [rule["record"] for group in groups for rule in group["rules"]]
+
+
+def test_every_target_is_up(demo_stack: DemoStack) -> None:
+    """Prometheus reports up == 1 for every part within 15 s."""
+    demo_stack.wait_for(f'count(up{{job=~"{"|".join(sorted(JOBS))}"}} == 1)',
+                        lambda n: n == len(JOBS), timeout=15)
+
+
+def test_every_recording_rule_returns_a_number(demo_stack: DemoStack) -> None:
+    """Each rule in rules.yml yields a finite value for the demo's traffic."""
+    for record in _recorded_rules():
+        demo_stack.wait_for(record, math.isfinite, timeout=15)
+
+
+def test_environment_file_references_the_token(demo_stack: DemoStack) -> None:
+    """environment.yaml validates, names this stack's URLs, and never contains the token."""
+    environment = demo_stack.environment()
+    assert environment.prometheus.url == demo_stack.prometheus_url
+    assert environment.prometheus.scrape_interval == 1.0
+    assert environment.allowed_targets == ["user-service", "profile-store"]
+    proxies = {e.dependency: e for e in environment.endpoints if e.driver == "proxy"}
+    for dependency, url in demo_stack.proxy_admin.items():
+        assert proxies[dependency].admin_url == url
+        token = proxies[dependency].token
+        assert token is not None and token.env == TOKEN_VARIABLE
+        assert token.resolve() == demo_stack.token
+    assert demo_stack.token not in demo_stack.env_file.read_text()
+    assert stat.S_IMODE((demo_stack.state_dir / "token").stat().st_mode) == 0o600
+    assert demo_env(demo_stack.state_dir) == {TOKEN_VARIABLE: demo_stack.token}
+    assert environment.prefect_api_url is None
+
+
+def test_up_twice_refuses_and_leaves_the_stack_alone(demo_stack: DemoStack) -> None:
+    """A second up in the same folder is a DemoError; every part keeps running."""
+    before = (demo_stack.state_dir / "state.json").read_text()
+    with pytest.raises(DemoError, match="already running"):
+        up(UpOptions(demo_stack.state_dir, prefect=False))
+    assert (demo_stack.state_dir / "state.json").read_text() == before
+    assert all(procs.alive(pid) for pid in demo_stack.pids.values())
+    assert demo_stack.environment().prometheus.url == demo_stack.prometheus_url
+
+
+def test_up_with_a_taken_port_refuses_and_starts_nothing(demo_stack: DemoStack,
+                                                         tmp_path: Path) -> None:
+    """`up --port prometheus=<taken>` exits 2 naming the port, starts nothing, harms nothing."""
+    taken = demo_stack.state.part("prometheus").ports["http"]
+    result = subprocess.run(
+        [sys.executable, "-m", "gameday", "demo", "up", "--no-prefect", "--state",
+         str(tmp_path), "--port", f"prometheus={taken}"],
+        capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert f"port {taken} for prometheus is taken" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "state.json").exists()
+    assert all(procs.alive(pid) for pid in demo_stack.pids.values())
+    assert procs.port_open(taken)

@@ -1,0 +1,184 @@
+"""The stress driver: real CPU and memory pressure that ends by itself at the TTL."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gameday import procs
+from gameday.drivers.base import FaultSpec, Handle, Labels
+from gameday.drivers.stress import StressDriver
+from gameday.errors import DriverError
+from gameday.faults import CpuFault, LatencyFault, MemoryFault
+from gameday.models import Target
+from tests.contract import check_driver_contract
+
+TARGET = Target(service="profile-store")
+
+
+def spec(fault: Any, run: str = "r42") -> FaultSpec:
+    return FaultSpec(fault=fault, target=TARGET,
+                     labels=Labels(run=run, scenario="cache-cpu-spike", environment="demo",
+                                   step=1))
+
+
+def pids(handle: Handle) -> list[int]:
+    return [int(item.split(":")[0]) for item in handle.extra["workers"].split(",")]
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def resident_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+@pytest.mark.integration
+def test_contract(tmp_path: Path) -> None:
+    """apply → found by a fresh driver → revert twice → nothing active, no worker left."""
+    handle = check_driver_contract(lambda: StressDriver(tmp_path), spec(CpuFault(load_percent=20)))
+    procs.wait_until(lambda: not any(procs.alive(p) for p in pids(handle)), timeout=10,
+                     what="workers gone")
+    assert list(tmp_path.glob("*.json")) == []
+
+
+@pytest.mark.integration
+def test_cpu_pressure_really_burns_cpu(tmp_path: Path) -> None:
+    """A 60 % worker accumulates CPU time while the fault is on."""
+    driver = StressDriver(tmp_path)
+    handle = driver.apply(spec(CpuFault(workers=1, load_percent=60)), ttl=20)
+    try:
+        [pid] = pids(handle)
+        start = cpu_seconds(pid)
+        # About 0.6 s of CPU per second; other tests share the 2 cores, so allow plenty of time.
+        procs.wait_until(lambda: cpu_seconds(pid) - start >= 0.5, timeout=15,
+                         what="0.5 s of CPU time burnt")
+    finally:
+        driver.revert(handle)
+    assert not procs.alive(pid)
+
+
+@pytest.mark.integration
+def test_memory_pressure_holds_resident_memory(tmp_path: Path) -> None:
+    """A memory fault's worker holds the megabytes asked for, resident."""
+    driver = StressDriver(tmp_path)
+    handle = driver.apply(spec(MemoryFault(mb=64)), ttl=20)
+    try:
+        [pid] = pids(handle)
+        procs.wait_until(lambda: resident_mb(pid) >= 60, timeout=15, what="64 MB resident")
+    finally:
+        driver.revert(handle)
+
+
+@pytest.mark.integration
+def test_workers_end_by_themselves_at_the_ttl(tmp_path: Path) -> None:
+    """Without any revert the workers exit at the TTL and active() forgets them."""
+    driver = StressDriver(tmp_path)
+    handle = driver.apply(spec(CpuFault(workers=2, load_percent=10)), ttl=1.5)
+    assert all(procs.alive(p) for p in pids(handle))
+    procs.wait_until(lambda: not any(procs.alive(p) for p in pids(handle)), timeout=10,
+                     what="workers exited at TTL")
+    assert time.time() >= handle.expires_at - 0.2
+    assert StressDriver(tmp_path).active() == []
+
+
+ORCHESTRATOR = textwrap.dedent("""
+    import sys, time
+    from pathlib import Path
+    from gameday.drivers.base import FaultSpec, Labels
+    from gameday.drivers.stress import StressDriver
+    from gameday.faults import CpuFault
+    from gameday.models import Target
+
+    spec = FaultSpec(fault=CpuFault(workers=1, load_percent=20),
+                     target=Target(service="profile-store"),
+                     labels=Labels(run="r-killed", scenario="s", environment="demo", step=1))
+    handle = StressDriver(Path(sys.argv[1])).apply(spec, ttl=float(sys.argv[2]))
+    print(handle.model_dump_json(), flush=True)
+    time.sleep(600)
+""")
+
+
+@pytest.mark.integration
+def test_workers_outlive_a_killed_orchestrator_only_until_the_ttl(tmp_path: Path) -> None:
+    """SIGKILL the process that applied the fault: workers run on, then exit at the TTL."""
+    ttl = 4.0
+    orchestrator = subprocess.Popen([sys.executable, "-c", ORCHESTRATOR, str(tmp_path), str(ttl)],
+                                     stdout=subprocess.PIPE, start_new_session=True)
+    try:
+        assert orchestrator.stdout is not None
+        handle = Handle.model_validate_json(orchestrator.stdout.readline())
+    finally:
+        os.kill(orchestrator.pid, signal.SIGKILL)
+        orchestrator.wait(timeout=30)
+    workers = pids(handle)
+    if time.time() < handle.expires_at - 0.5:
+        assert all(procs.alive(p) for p in workers)
+        assert [h.id for h in StressDriver(tmp_path).active(run="r-killed")] == [handle.id]
+    procs.wait_until(lambda: not any(procs.alive(p) for p in workers),
+                     timeout=handle.expires_at - time.time() + 5, what="workers gone after TTL")
+    assert StressDriver(tmp_path).active(run="r-killed") == []
+
+
+@pytest.mark.integration
+def test_revert_never_kills_a_recycled_pid(tmp_path: Path) -> None:
+    """A PID recorded for a fault but now held by another process is left alone."""
+    bystander = procs.start([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        fields = Path(f"/proc/{bystander.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        # Wrong start time, then the right start time but not a worker's command line.
+        for ticks in (1, int(fields[19])):
+            fake = Handle(driver="stress", id="stress-r42-s1-deadbeef", endpoint="here",
+                          labels=spec(CpuFault(load_percent=1)).labels, fault="cpu",
+                          expires_at=time.time() + 30,
+                          extra={"workers": f"{bystander.pid}:{ticks}"})
+            StressDriver(tmp_path).revert(fake)
+            assert procs.alive(bystander.pid)
+    finally:
+        procs.stop(bystander.pid)
+
+
+@pytest.mark.integration
+def test_pressure_above_the_cap_is_refused(tmp_path: Path) -> None:
+    """More CPU than the cap (one core kept free) is refused and starts nothing."""
+    driver = StressDriver(tmp_path, max_cpu_percent=100)
+    handle = driver.apply(spec(CpuFault(workers=1, load_percent=60)), ttl=20)
+    try:
+        with pytest.raises(DriverError, match="cap of 100%"):
+            driver.apply(spec(CpuFault(workers=1, load_percent=50), run="r43"), ttl=20)
+        assert [h.id for h in driver.active()] == [handle.id]
+    finally:
+        driver.revert(handle)
+    with pytest.raises(DriverError, match="cap of 10 MB"):
+        StressDriver(tmp_path, max_memory_mb=10).apply(spec(MemoryFault(mb=64)), ttl=20)
+    assert list(tmp_path.glob("*.json")) == []
+
+
+def test_only_cpu_and_memory_faults_are_applied(tmp_path: Path) -> None:
+    """Other fault kinds are refused."""
+    with pytest.raises(DriverError, match="cpu and memory"):
+        StressDriver(tmp_path).apply(FaultSpec(
+            fault=LatencyFault(ms=1), target=Target(service="a", dependency="b"),
+            labels=Labels(run="r", scenario="s", environment="e", step=1)), ttl=5)
+
+
+def test_stress_endpoints_get_the_stress_driver() -> None:
+    """``driver_for`` builds the stress driver for a stress endpoint."""
+    from gameday.drivers import Driver, driver_for
+    from gameday.models import Endpoint
+
+    driver = driver_for(Endpoint(service="profile-store", driver="stress"))
+    assert isinstance(driver, StressDriver) and isinstance(driver, Driver)

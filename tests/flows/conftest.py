@@ -1,0 +1,169 @@
+"""Running real game days against the demo stack and its Prefect server.
+
+Each test gets its own catalog (short ladders), state folder and reports folder; game days
+run as ``chaosctl start`` processes in their own session, so tests can signal them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from gameday.journal import Event, read_journal
+from gameday.procs import alive, stop
+from tests.demo_stack import DemoStack
+
+REPO = Path(__file__).resolve().parents[2]
+GUARD = {"error_rate_percent": "> 5 for 1s"}
+
+SCENARIOS: list[dict[str, Any]] = [
+    {"name": "quick-pass", "steps": [{"ms": 20, "dwell": "3s"}, {"ms": 40, "dwell": "3s"}],
+     "fault": {"kind": "latency", "ms": 20}, "guards": {"error_rate_percent": "> 50 for 2s"},
+     "signals": {"latency_p95_ms": "<= 2000"}},
+    {"name": "quick-trip", "steps": [{"ms": 20, "dwell": "3s"}, {"ms": 450, "dwell": "20s"}],
+     "fault": {"kind": "latency", "ms": 20}, "guards": GUARD,
+     "signals": {"error_rate_percent": "<= 0.5"}},
+    {"name": "long-hold", "steps": [{"ms": 30, "dwell": "8s"}], "ttl_margin": "2s",
+     "fault": {"kind": "latency", "ms": 30}, "guards": {"error_rate_percent": "> 50 for 2s"}},
+    {"name": "needs-load", "steps": [{"ms": 20, "dwell": "3s"}],
+     "fault": {"kind": "latency", "ms": 20}, "guards": {"error_rate_percent": "> 50 for 2s"},
+     "trigger": {"min_load": {"query": 'sum(rate(service_requests_total{service="{service}"}'
+                                       '[{window}]))', "at_least": 100000}}},
+    {"name": "ttl-overflow", "steps": [{"ms": 20, "dwell": "3s"}, {"ms": 30, "dwell": "2h"}],
+     "max_duration": "3h", "fault": {"kind": "latency", "ms": 20},
+     "guards": {"error_rate_percent": "> 50 for 2s"}},
+]
+
+
+@dataclass
+class Bench:
+    """One test's catalog, state and stack, and helpers to run and inspect game days."""
+
+    stack: DemoStack
+    root: Path
+
+    @property
+    def catalog(self) -> Path:
+        return self.root / "catalog"
+
+    @property
+    def state(self) -> Path:
+        return self.root / "state"
+
+    def env(self, **extra: str) -> dict[str, str]:
+        """Environment variables of a ``chaosctl`` process for this test."""
+        base = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
+        return {**base, **self.stack.env(), "GAMEDAY_CATALOG": str(self.catalog),
+                "GAMEDAY_STATE": str(self.state), "GAMEDAY_REPORTS": str(self.root / "reports"),
+                "PREFECT_API_URL": str(self.stack.state.prefect_api_url),
+                "DO_NOT_TRACK": "1", "GAMEDAY_REQUESTER": "tester", **extra}
+
+    def environment_file(self, **changes: Any) -> Path:
+        """The demo's environment file, with ``changes`` applied (a copy)."""
+        data = yaml.safe_load(self.stack.env_file.read_text()) | changes
+        path = self.root / f"env-{len(list(self.root.glob('env-*')))}.yaml"
+        path.write_text(yaml.safe_dump(data))
+        return path
+
+    def start(self, *args: str, env_file: Path | None = None, **extra: str
+              ) -> subprocess.Popen[str]:
+        """``chaosctl start ARGS`` in its own session."""
+        argv = [sys.executable, "-m", "gameday", "start", *args,
+                "--env", str(env_file or self.stack.env_file)]
+        return subprocess.Popen(argv, env=self.env(**extra), cwd=self.root, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+
+    def run(self, *args: str, env_file: Path | None = None, timeout: float = 180.0
+            ) -> tuple[int, str]:
+        """Run ``chaosctl start ARGS`` to its end; exit code and output."""
+        proc = self.start(*args, env_file=env_file)
+        try:
+            out, _ = proc.communicate(timeout=timeout)
+        finally:
+            if proc.poll() is None:
+                stop(proc.pid)
+        return proc.returncode, out
+
+    def rules(self, dependency: str = "auth-service", admin: str | None = None
+              ) -> list[dict[str, Any]]:
+        """Rules in place on a proxy (by dependency, or at an admin URL)."""
+        admin = admin or self.stack.proxy_admin[dependency]
+        response = httpx.get(f"{admin}/rules", timeout=5,
+                             headers={"authorization": f"Bearer {self.stack.token}"},
+                             trust_env=False)
+        response.raise_for_status()
+        rules: list[dict[str, Any]] = response.json()["rules"]
+        return rules
+
+    def injected(self, dependency: str = "auth-service") -> float:
+        """``chaos_faults_injected_total`` summed over a proxy's series."""
+        text = httpx.get(f"{self.stack.proxy_admin[dependency]}/metrics", timeout=5,
+                         headers={"authorization": f"Bearer {self.stack.token}"},
+                         trust_env=False).text
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                   if line.startswith("chaos_faults_injected_total"))
+
+    def journals(self) -> dict[str, list[Event]]:
+        """Every run's journal in this test's state folder, by run id."""
+        return {p.parent.name: read_journal(p)
+                for p in (self.state / "runs").glob("*/journal.jsonl")}
+
+    def wait_for_rule(self, scenario: str, timeout: float = 60.0) -> dict[str, Any]:
+        """The first rule of ``scenario`` to appear on the auth proxy."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = [r for r in self.rules() if r["labels"]["scenario"] == scenario]
+            if found:
+                return found[0]
+            time.sleep(0.1)
+        raise AssertionError(f"no rule of {scenario} appeared within {timeout:g}s")
+
+
+def signal_group(proc: subprocess.Popen[str], sig: int) -> None:
+    """Send ``sig`` to the process group of ``proc`` (as a terminal's Ctrl-C does)."""
+    os.killpg(proc.pid, sig)
+
+
+@pytest.fixture
+def bench(demo_stack: DemoStack, tmp_path: Path) -> Iterator[Bench]:
+    """A fresh catalog of short scenarios and state folders on the shared demo stack."""
+    catalog = tmp_path / "catalog"
+    (catalog / "scenarios").mkdir(parents=True)
+    shutil.copy(REPO / "catalog" / "signals.yaml", catalog / "signals.yaml")
+    common = {"description": "test", "owner": "tests",
+              "target": {"service": "user-service", "dependency": "auth-service"},
+              "environments": ["demo"], "max_duration": "5m",
+              "rollback": {"recovery": {"timeout": "20s", "tolerance_percent": 100}}}
+    items = [common | s for s in SCENARIOS]
+    (catalog / "scenarios" / "tests.yaml").write_text(yaml.safe_dump(items))
+    bench = Bench(demo_stack, tmp_path)
+    yield bench
+    demo_stack.clear_faults()
+
+
+def outcome(events: list[Event]) -> str | None:
+    """The ``run_ended`` outcome of a journal."""
+    ends = [e for e in events if getattr(e, "event", "") == "run_ended"]
+    return getattr(ends[-1], "outcome", None) if ends else None
+
+
+def dump(events: list[Event]) -> str:
+    """A journal, for assertion messages."""
+    return "\n".join(json.dumps(e.model_dump(mode="json"))[:300] for e in events)
+
+
+__all__ = ["Bench", "alive", "dump", "outcome", "signal", "signal_group"]

@@ -1,0 +1,156 @@
+"""The game-day flow end to end on the demo stack: outcomes, and no fault left behind."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+
+import pytest
+
+from gameday.procs import stop
+from tests.flows.conftest import Bench, dump, outcome, signal_group
+
+pytestmark = pytest.mark.integration
+
+
+def finished(proc: subprocess.Popen[str], timeout: float = 120.0) -> tuple[int, str]:
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            stop(proc.pid)
+    return proc.returncode, out
+
+
+def test_run_that_passes_every_step(bench: Bench) -> None:
+    """A mild ladder holds every step, exits 0, and leaves no rule on the proxy."""
+    code, out = bench.run("quick-pass")
+    assert code == 0, out
+    assert "outcome: passed" in out
+    assert bench.rules() == []
+    (events,) = bench.journals().values()
+    assert outcome(events) == "passed", dump(events)
+    report = next((bench.root / "reports").glob("*/postmortem.md")).read_text()
+    assert "highest severity held: **2** of 2" in report
+
+
+def test_guard_trips_mid_step(bench: Bench) -> None:
+    """A step past the auth timeout trips the error guard; the postmortem names it."""
+    code, out = bench.run("quick-trip")
+    assert code == 4, out
+    assert bench.rules() == []
+    report = next((bench.root / "reports").glob("*/postmortem.md")).read_text()
+    assert "Aborted by a guard" in report
+    guards = report.split("## Guards", 1)[1]
+    row = next(line for line in guards.splitlines() if line.startswith("| `error_rate_percent`"))
+    cells = [c.strip() for c in row.split("|")]
+    assert cells[2] == "2" and float(cells[3]) > 5 and cells[4] == "> 5", row
+
+
+def test_exception_in_a_task_rolls_back(bench: Bench) -> None:
+    """A driver error mid-ladder fails the run, and the first step's fault is reverted."""
+    code, out = bench.run("ttl-overflow")
+    assert code == 1, out
+    assert bench.rules() == []
+    (events,) = bench.journals().values()
+    assert outcome(events) == "failed", dump(events)
+    assert any(getattr(e, "event", "") == "fault_reverted" for e in events)
+
+
+@pytest.mark.parametrize("how", ["sigterm", "ctrl-c"])
+def test_signal_mid_step_rolls_back(bench: Bench, how: str) -> None:
+    """SIGTERM, or Ctrl-C to the process group, mid-step: the fault is reverted at once."""
+    proc = bench.start("long-hold")
+    rule = bench.wait_for_rule("long-hold")
+    if how == "sigterm":
+        proc.send_signal(signal.SIGTERM)
+    else:
+        signal_group(proc, signal.SIGINT)
+    code, out = finished(proc)
+    assert code != 0
+    assert bench.rules() == [], out
+    assert time.time() < rule["expires_at"], "reverted by rollback, not by the TTL"
+    (events,) = bench.journals().values()
+    assert outcome(events) in {"cancelled", "failed"}, dump(events)
+    reverted = [e for e in events if getattr(e, "event", "") == "fault_reverted"]
+    assert reverted and reverted[0].handle is not None  # type: ignore[union-attr]
+
+
+def test_sigkill_fault_expires_by_ttl(bench: Bench) -> None:
+    """After SIGKILL nothing rolls back, yet the proxy drops the rule by its TTL."""
+    proc = bench.start("long-hold")
+    rule = bench.wait_for_rule("long-hold")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert [r["id"] for r in bench.rules()] == [rule["id"]]
+    deadline = rule["expires_at"] + 2.0
+    while time.time() < deadline and bench.rules():
+        time.sleep(0.1)
+    assert bench.rules() == [], "the rule outlived its TTL + 2 s"
+
+
+def test_next_run_sweeps_what_a_killed_run_left(bench: Bench) -> None:
+    """The next run's prepare reverts a killed run's fault and records the sweep."""
+    proc = bench.start("long-hold")
+    leftover = bench.wait_for_rule("long-hold")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    killed_run = leftover["labels"]["run"]
+    code, out = bench.run("quick-pass")
+    assert code == 0, out
+    journals = bench.journals()
+    latest = next(events for run, events in journals.items() if run != killed_run)
+    swept = [e for e in latest if getattr(e, "kind", "") == "swept"]
+    assert swept and killed_run in swept[0].message, dump(latest)  # type: ignore[union-attr]
+    assert bench.rules() == []
+
+
+def test_dry_run_injects_nothing(bench: Bench) -> None:
+    """A dry run checks and plans but the proxy injects nothing."""
+    before = bench.injected()
+    code, out = bench.run("quick-pass", "--dry-run")
+    assert code == 0, out
+    assert '"outcome": "dry_run"' in out and "latency 20ms" in out
+    time.sleep(1.5)
+    assert bench.rules() == [] and bench.injected() == before
+
+
+def test_second_start_on_one_environment_is_refused(bench: Bench) -> None:
+    """While one game day runs, a second on the same environment is refused, never overlaps."""
+    first = bench.start("long-hold")
+    bench.wait_for_rule("long-hold")
+    code, out = bench.run("quick-pass")
+    assert code == 3, out
+    assert "busy" in out
+    assert {r["labels"]["scenario"] for r in bench.rules()} == {"long-hold"}
+    first_code, first_out = finished(first)
+    assert first_code == 0, first_out
+
+
+def test_disabled_environment_is_refused(bench: Bench) -> None:
+    """The kill switch refuses the run with its reason and injects nothing."""
+    before = bench.injected()
+    code, out = bench.run("quick-pass", env_file=bench.environment_file(enabled=False))
+    assert code == 3, out
+    assert "kill switch" in out and "Traceback" not in out
+    assert bench.injected() == before and bench.rules() == []
+
+
+def test_disabled_mission_is_refused(bench: Bench) -> None:
+    """A mission with enable: false is refused by prepare."""
+    mission = bench.root / "mission.yaml"
+    mission.write_text("scenario: quick-pass\nenvironment: demo\nenable: false\n"
+                       "requester: tester\n")
+    code, out = bench.run("--mission", str(mission))
+    assert code == 3, out
+    assert "mission is disabled" in out
+
+
+def test_min_load_not_met_is_refused(bench: Bench) -> None:
+    """Without the traffic a scenario needs, prepare refuses and injects nothing."""
+    before = bench.injected()
+    code, out = bench.run("needs-load")
+    assert code == 3, out
+    assert "min_load not met" in out
+    assert bench.injected() == before and bench.rules() == []

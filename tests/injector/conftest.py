@@ -1,0 +1,161 @@
+"""Fixtures that start a real upstream and a real ``chaosctl proxy`` on loopback, stopped by PID."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from gameday import procs
+
+ROOT = Path(__file__).resolve().parents[2]
+TOKEN = "test-token-123"
+LABELS = {"run": "run-1", "scenario": "slow-payments", "environment": "dev", "step": 1}
+
+
+@dataclass
+class Upstream:
+    """A running test upstream (``tests/injector/upstream.py`` under uvicorn)."""
+
+    pid: int
+    port: int
+
+    @property
+    def url(self) -> str:
+        """Its base URL."""
+        return f"http://127.0.0.1:{self.port}"
+
+
+@dataclass
+class Proxy:
+    """A running ``chaosctl proxy`` and how to talk to it."""
+
+    pid: int
+    port: int
+    admin_port: int
+    log: Path
+    token: str | None = TOKEN
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        """Base URL of the data plane."""
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def admin_url(self) -> str:
+        """Base URL of the admin API."""
+        return f"http://127.0.0.1:{self.admin_port}"
+
+    def admin(self) -> httpx.Client:
+        """An admin API client carrying the token."""
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        return httpx.Client(base_url=self.admin_url, headers=headers, timeout=10)
+
+    def put(self, *rules: dict[str, Any]) -> list[dict[str, Any]]:
+        """Replace the rule set; the stored rules."""
+        with self.admin() as client:
+            response = client.put("/rules", json={"rules": list(rules)})
+        assert response.status_code == 200, response.text
+        stored: list[dict[str, Any]] = response.json()["rules"]
+        return stored
+
+    def rules(self) -> list[dict[str, Any]]:
+        """The stored rules."""
+        with self.admin() as client:
+            listed: list[dict[str, Any]] = client.get("/rules").json()["rules"]
+        return listed
+
+    def events(self, name: str) -> list[dict[str, Any]]:
+        """JSON log lines with ``event == name``."""
+        lines = [json.loads(line) for line in self.log.read_text().splitlines()
+                 if line.startswith("{")]
+        return [line for line in lines if line.get("event") == name]
+
+
+def rule(kind: str, ttl: float = 60, **fields: Any) -> dict[str, Any]:
+    """A rule input for the admin API."""
+    return {"fault": {"kind": kind, **fields}, "labels": LABELS, "ttl": ttl}
+
+
+def start_upstream(log: Path, port: int | None = None) -> Upstream:
+    """Start the test upstream and wait until it accepts connections."""
+    port = port or procs.free_port()
+    process = procs.start([sys.executable, "-m", "uvicorn", "tests.injector.upstream:app",
+                           "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
+                           "--backlog", "2048", "--timeout-keep-alive", "30"], log=log, cwd=ROOT)
+    try:
+        procs.wait_until(lambda: procs.port_open(port), 30, what="test upstream")
+    except TimeoutError:
+        procs.stop(process.pid)
+        raise
+    return Upstream(process.pid, port)
+
+
+def start_proxy(upstream_url: str, log: Path, *, token: str | None = TOKEN,
+                max_ttl: str = "600s", target: str = "", seed: int = 7) -> Proxy:
+    """Start ``chaosctl proxy`` in front of ``upstream_url`` and wait for its admin API."""
+    port, admin_port = procs.free_port(), procs.free_port()
+    argv = [sys.executable, "-m", "gameday", "proxy", "--listen", f"127.0.0.1:{port}",
+            "--upstream", upstream_url, "--admin", f"127.0.0.1:{admin_port}",
+            "--max-ttl", max_ttl, "--seed", str(seed), "--token-env", "TEST_PROXY_TOKEN"]
+    if target:
+        argv += ["--target", target]
+    env = {"TEST_PROXY_TOKEN": token or ""}
+    process = procs.start(argv, log=log, env=env, cwd=ROOT)
+    proxy = Proxy(process.pid, port, admin_port, log, token)
+
+    def healthy() -> bool:
+        try:
+            return httpx.get(f"{proxy.admin_url}/health", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    try:
+        procs.wait_until(healthy, 30, what="proxy admin API")
+    except TimeoutError:
+        procs.stop(process.pid)
+        raise AssertionError(f"proxy did not start:\n{log.read_text()}") from None
+    return proxy
+
+
+@pytest.fixture(scope="module")
+def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Upstream]:
+    """A test upstream for the whole module."""
+    server = start_upstream(tmp_path_factory.mktemp("upstream") / "upstream.log")
+    yield server
+    procs.stop(server.pid)
+
+
+@pytest.fixture(scope="module")
+def proxy(upstream: Upstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]:
+    """A proxy in front of ``upstream`` for the whole module (token ``TOKEN``, max TTL 600s)."""
+    running = start_proxy(upstream.url, tmp_path_factory.mktemp("proxy") / "proxy.log",
+                          target="checkout/payments")
+    yield running
+    procs.stop(running.pid)
+
+
+@pytest.fixture
+def clean(proxy: Proxy) -> Iterator[Proxy]:
+    """The module's proxy with no rules before and after the test."""
+    proxy.put()
+    yield proxy
+    proxy.put()
+
+
+def wait_for(check: Any, timeout: float, what: str) -> float:
+    """Poll ``check`` every 10 ms; the time it first held (``time.time()``)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return time.time()
+        time.sleep(0.01)
+    raise AssertionError(f"{what} not reached within {timeout:g}s")

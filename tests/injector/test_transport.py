@@ -1,0 +1,224 @@
+"""FaultTransport and AsyncFaultTransport before httpx's MockTransport; rules inline or on file."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from gameday.errors import InjectorError
+from gameday.injector.rules import Rule
+from gameday.injector.transport import AsyncFaultTransport, FaultTransport, load_rules_file
+
+LABELS = {"run": "run-7", "scenario": "flaky", "environment": "dev", "step": 2}
+
+
+class Upstream:
+    """An httpx MockTransport that records what reached it."""
+
+    def __init__(self, body: bytes = b"ok") -> None:
+        self.seen: list[httpx.Request] = []
+        self.body = body
+        self.transport = httpx.MockTransport(self.handle)
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        self.seen.append(request)
+        return httpx.Response(200, content=self.body)
+
+
+def rule(kind: str, expires_in: float = 60, rule_id: str = "r1", **fields: Any) -> Rule:
+    """A stored rule expiring ``expires_in`` seconds from now."""
+    return Rule.model_validate({"id": rule_id, "fault": {"kind": kind, **fields},
+                                "labels": LABELS, "expires_at": time.time() + expires_in})
+
+
+def write_rules(path: Path, rules: list[dict[str, Any]], tick: int) -> None:
+    """Write a rules file and give it a distinct mtime (as a ConfigMap update would)."""
+    if path.suffix == ".json":
+        path.write_text(json.dumps({"rules": rules}))
+    else:
+        import yaml
+
+        path.write_text(yaml.safe_dump({"rules": rules}))
+    stamp = time.time_ns() + tick * 1_000_000
+    os.utime(path, ns=(stamp, stamp))
+
+
+def test_latency_delays_then_forwards_marked() -> None:
+    """A latency rule sleeps ms, then forwards the request and response with chaos headers."""
+    upstream, slept = Upstream(), []
+    transport = FaultTransport(upstream.transport, rules=[rule("latency", ms=250)],
+                               sleep=slept.append)
+    response = httpx.Client(transport=transport).get("http://svc/pay",
+                                                     headers={"baggage": "user=1"})
+    assert slept == [0.25]
+    assert response.text == "ok"
+    assert response.headers["x-chaos-fault"] == "latency"
+    sent = upstream.seen[0].headers
+    assert sent["x-chaos-scenario"] == "flaky"
+    assert sent["baggage"].startswith("user=1,chaos.scenario=flaky")
+
+
+def test_abort_never_reaches_the_inner_transport() -> None:
+    """An abort rule answers its status itself."""
+    upstream = Upstream()
+    client = httpx.Client(transport=FaultTransport(upstream.transport,
+                                                   rules=[rule("abort", status=429)]))
+    response = client.get("http://svc/pay")
+    assert response.status_code == 429
+    assert response.json()["fault"] == "abort"
+    assert response.headers["x-chaos-fault"] == "abort"
+    assert upstream.seen == []
+
+
+def test_reset_raises_a_read_error() -> None:
+    """A reset rule surfaces as httpx.ReadError."""
+    client = httpx.Client(transport=FaultTransport(Upstream().transport, rules=[rule("reset")]))
+    with pytest.raises(httpx.ReadError):
+        client.get("http://svc/pay")
+
+
+def test_blackhole_holds_for_the_read_timeout() -> None:
+    """A blackhole holds as long as the read timeout, then raises ReadTimeout."""
+    slept: list[float] = []
+    transport = FaultTransport(Upstream().transport, rules=[rule("blackhole")],
+                               sleep=slept.append)
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.Client(transport=transport, timeout=httpx.Timeout(5, read=2)).get("http://svc/")
+    assert slept == [2]
+
+
+def test_blackhole_ends_when_its_rule_expires() -> None:
+    """Without a timeout a blackhole ends at the rule's expiry, as a dropped connection."""
+    slept: list[float] = []
+    transport = FaultTransport(Upstream().transport, rules=[rule("blackhole", expires_in=3)],
+                               sleep=slept.append)
+    with pytest.raises(httpx.RemoteProtocolError):
+        httpx.Client(transport=transport, timeout=None).get("http://svc/")
+    assert 2.5 < slept[0] <= 3
+
+
+def test_bandwidth_paces_the_body() -> None:
+    """80 kbit/s over 20 kB sleeps about 2 s in total and keeps the body intact."""
+    slept: list[float] = []
+    body = os.urandom(20_000)
+    transport = FaultTransport(Upstream(body).transport, rules=[rule("bandwidth", kbps=80)],
+                               sleep=slept.append)
+    response = httpx.Client(transport=transport).get("http://svc/")
+    assert response.content == body
+    assert 1.7 < sum(slept) < 2.1
+
+
+def test_target_and_match_filter() -> None:
+    """Rules for another target or another path prefix leave the call alone."""
+    aimed = Rule.model_validate({**rule("abort").model_dump(), "target": "checkout/search"})
+    prefixed = rule("abort", rule_id="r2", match={"path_prefix": "/admin"})
+    upstream = Upstream()
+    client = httpx.Client(transport=FaultTransport(upstream.transport, rules=[aimed, prefixed],
+                                                   target="checkout/payments"))
+    assert client.get("http://svc/pay").status_code == 200
+    assert client.get("http://svc/admin/x").status_code == 503
+
+
+def test_same_seed_same_outcomes() -> None:
+    """Two transports with one seed make the same choices for the same calls."""
+    def outcomes(seed: int) -> list[int]:
+        transport = FaultTransport(Upstream().transport, seed=seed,
+                                   rules=[rule("abort", probability=0.5)])
+        client = httpx.Client(transport=transport)
+        return [client.get("http://svc/").status_code for _ in range(64)]
+
+    assert outcomes(5) == outcomes(5)
+    assert set(outcomes(5)) == {200, 503}
+
+
+def test_expired_rules_drop_out_without_traffic() -> None:
+    """active_rules() forgets a rule at its expiry though no request was made."""
+    now = [1000.0]
+    expiring = Rule.model_validate({**rule("abort").model_dump(), "expires_at": 1010.0})
+    transport = FaultTransport(Upstream().transport, rules=[expiring], clock=lambda: now[0])
+    assert transport.active_rules() == [expiring]
+    now[0] = 1010.0
+    assert transport.active_rules() == []
+
+
+@pytest.mark.parametrize("suffix", [".json", ".yaml"])
+def test_rules_file_changes_and_expires(tmp_path: Path, suffix: str) -> None:
+    """The file is re-read when it changes; its rules expire by wall-clock time."""
+    path = tmp_path / f"rules{suffix}"
+    write_rules(path, [{"fault": {"kind": "abort", "status": 500}, "labels": LABELS,
+                        "ttl": 60}], 0)
+    upstream = Upstream()
+    transport = FaultTransport(upstream.transport, rules_file=path)
+    client = httpx.Client(transport=transport)
+    assert client.get("http://svc/").status_code == 500
+    write_rules(path, [{"id": "short", "fault": {"kind": "abort", "status": 418},
+                        "labels": LABELS, "expires_at": time.time() + 0.5}], 1)
+    assert client.get("http://svc/").status_code == 418
+    time.sleep(0.6)
+    assert transport.active_rules() == []  # gone with no request in between
+    assert client.get("http://svc/").status_code == 200
+
+
+def test_invalid_or_missing_file_injects_nothing(tmp_path: Path) -> None:
+    """A broken or absent file means no faults, with the reason kept in last_error."""
+    path = tmp_path / "rules.json"
+    transport = FaultTransport(Upstream().transport, rules_file=path)
+    assert transport.active_rules() == []
+    write_rules(path, [{"fault": {"kind": "latency", "ms": -1}, "labels": LABELS, "ttl": 5}], 0)
+    assert transport.active_rules() == []
+    assert transport.source.last_error is not None
+    assert "rules.0.fault.ms" in transport.source.last_error
+    with pytest.raises(InjectorError, match=r"rules\.0\.fault\.ms"):
+        load_rules_file(path)
+
+
+def test_async_transport_injects_and_reloads(tmp_path: Path) -> None:
+    """The async variant delays, aborts and follows file changes like the sync one."""
+    path = tmp_path / "rules.yaml"
+    write_rules(path, [{"fault": {"kind": "latency", "ms": 100}, "labels": LABELS, "ttl": 60}], 0)
+    upstream = Upstream()
+    transport = AsyncFaultTransport(upstream.transport, rules_file=path)
+
+    async def calls() -> tuple[float, int, int]:
+        async with httpx.AsyncClient(transport=transport) as client:
+            started = time.monotonic()
+            slow = await client.get("http://svc/")
+            elapsed = time.monotonic() - started
+            assert slow.headers["x-chaos-fault"] == "latency"
+            write_rules(path, [{"fault": {"kind": "abort", "status": 502}, "labels": LABELS,
+                                "ttl": 60}], 1)
+            aborted = (await client.get("http://svc/")).status_code
+            write_rules(path, [], 2)
+            passed = (await client.get("http://svc/")).status_code
+        return elapsed, aborted, passed
+
+    elapsed, aborted, passed = asyncio.run(calls())
+    assert elapsed >= 0.09
+    assert (aborted, passed) == (502, 200)
+
+
+def test_async_bandwidth_and_reset() -> None:
+    """Async: a throttled body arrives intact and slowly; a reset raises ReadError."""
+    body = os.urandom(5000)
+
+    async def calls() -> float:
+        throttled = AsyncFaultTransport(Upstream(body).transport,
+                                        rules=[rule("bandwidth", kbps=80)])
+        async with httpx.AsyncClient(transport=throttled) as client:
+            started = time.monotonic()
+            assert (await client.get("http://svc/")).content == body
+            elapsed = time.monotonic() - started
+        resetting = AsyncFaultTransport(Upstream().transport, rules=[rule("reset")])
+        async with httpx.AsyncClient(transport=resetting) as client:
+            with pytest.raises(httpx.ReadError):
+                await client.get("http://svc/")
+        return elapsed
+
+    assert asyncio.run(calls()) >= 0.35  # 5000 B at 10 000 B/s, first slice sent at once
