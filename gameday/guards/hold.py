@@ -93,11 +93,12 @@ async def hold(dwell: float, guards: Sequence[GuardQuery], interval: float, *,
         return HoldResult(started=started, ended=time.time(), dwell=dwell, interval=interval,
                           samples=counter[0])
     finally:
+        # Done before cancelling: a guard task that misses its cancellation still sees it.
+        if not stop.done():
+            stop.cancel()
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        if not stop.done():
-            stop.cancel()
 
 
 async def _watch(guard: GuardQuery, origin: float, interval: float, sampler: Sampler,
@@ -115,6 +116,8 @@ async def _watch(guard: GuardQuery, origin: float, interval: float, sampler: Sam
                 sample = await sampler.sample(guard)
             except Exception as exc:  # a broken sampler is blindness: fail closed
                 sample = Sample(query_time=time.time(), error=f"{type(exc).__name__}: {exc}")
+            if stop.done():
+                return  # the hold is over; a late answer changes nothing
             history.append(sample)
             # Only the span ``for`` looks at (plus one interval of margin) is kept.
             while len(history) > 2 and history[1].query_time < sample.query_time - keep:

@@ -84,9 +84,11 @@ class Prometheus:
 
     async def _run(self, call: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self._pool, call, *args)
         try:
-            return await asyncio.wait_for(future, self.timeout)
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
+            # races with the answer, which would keep a finished hold's guard polling.
+            async with asyncio.timeout(self.timeout):
+                return await loop.run_in_executor(self._pool, call, *args)
         except TimeoutError as exc:
             raise GuardError(f"Prometheus at {self.url} did not answer within "
                              f"{self.timeout:g}s") from exc

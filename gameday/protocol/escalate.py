@@ -76,16 +76,22 @@ def _recorder(ctx: RunContext, severity: int) -> Recorder:
     if progress is None:
         return journal
     latest: dict[str, Verdict] = {}
+    rounds = [0]
 
     def record(guard: GuardQuery, sample: Sample, verdict: Verdict) -> None:
         journal(guard, sample, verdict)
         latest[guard.name] = verdict
-        if len(latest) == len(ctx.guards):
+        if len(latest) < len(ctx.guards):
+            return
+        rounds[0] += 1
+        calm = all(v.state == "met" and not v.pending for v in latest.values())
+        # Every 5th round while all is calm; every round once anything stirs.
+        if not calm or rounds[0] % 5 == 1:
             parts = [f"{name}={'—' if v.value is None else f'{v.value:.3g}'} "
                      f"({v.state}{', pending' if v.pending else ''})"
                      for name, v in sorted(latest.items())]
             progress(f"  step {severity} · " + " · ".join(parts))
-            latest.clear()
+        latest.clear()
 
     return record
 
