@@ -12,6 +12,7 @@ from gameday.errors import (
     GameDayError,
     GuardError,
     InjectorError,
+    JournalError,
     LockError,
     RefusedError,
 )
@@ -24,6 +25,7 @@ __all__ = [
     "GameDayError",
     "GuardError",
     "InjectorError",
+    "JournalError",
     "LockError",
     "RefusedError",
 ]

@@ -11,6 +11,7 @@
     │   └── DriverUnreachable   the driver's endpoint did not answer
     ├── GuardError          a guard query failed (counts as a breach: guards fail closed)
     ├── LockError           the environment is held by another live game day
+    ├── JournalError        a journal line is not a known event
     └── DemoError           the demo stack could not be started, inspected or stopped
 
 Foreign exceptions (httpx, kubernetes, slack_sdk, Prometheus) are translated into these
@@ -93,6 +94,10 @@ class LockError(GameDayError):
     """The environment is locked by another game day that is still alive."""
 
     exit_code = 3
+
+
+class JournalError(GameDayError):
+    """A journal line is valid JSON but not a known event (another version, or a bug)."""
 
 
 class DemoError(GameDayError):

@@ -24,7 +24,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from gameday.drivers.base import Handle, Labels
-from gameday.errors import GameDayError
+from gameday.errors import JournalError
 from gameday.guards.hold import HoldResult, Recorder
 from gameday.guards.queries import GuardQuery
 from gameday.guards.rules import Sample, Verdict
@@ -35,10 +35,6 @@ _SECRET_NAME = re.compile(r"(?i)token|passw(or)?d|secret|api[_-]?key|authorizati
                           r"|cookie|private[_-]?key")
 #: Shorter environment values are not treated as secrets: they would redact ordinary words.
 _MIN_SECRET_LENGTH = 6
-
-
-class JournalError(GameDayError):
-    """A journal line is valid JSON but not a known event (another version, or a bug)."""
 
 
 class _Event(BaseModel):

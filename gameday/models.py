@@ -12,7 +12,14 @@ from datetime import datetime, time
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BeforeValidator, Field, field_validator, model_validator
+from pydantic import (
+    BeforeValidator,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from gameday.faults import FAULT_KINDS, Fault, Probability, Strict, with_overrides
@@ -294,6 +301,10 @@ class SecretRef(Strict):
 
     env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     block: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9-]*$")
+    # A value already read, from a GameDayEnvironment block. Private attributes are not
+    # fields, so no catalog file can ever fill them.
+    _held: SecretStr | None = PrivateAttr(None)
+    _origin: str = PrivateAttr("")
 
     @model_validator(mode="after")
     def _one_source(self) -> SecretRef:
@@ -301,12 +312,24 @@ class SecretRef(Strict):
             raise ValueError("give exactly one of 'env' or 'block'")
         return self
 
+    @classmethod
+    def held(cls, value: str, origin: str) -> SecretRef:
+        """A secret whose value is already known; ``origin`` names where it came from."""
+        ref = cls.model_construct()
+        ref._held = SecretStr(value)
+        ref._origin = origin
+        return ref
+
     def describe(self) -> str:
         """Where the secret is read from, without the secret."""
+        if self._origin:
+            return self._origin
         return f"env:{self.env}" if self.env else f"block:{self.block}"
 
     def resolve(self) -> str | None:
         """The secret's value, or None when it is not set."""
+        if self._held is not None:
+            return self._held.get_secret_value()
         if self.env:
             return os.environ.get(self.env)
         from gameday.secrets import read_block_secret  # Prefect is imported only when needed
@@ -338,6 +361,11 @@ class Endpoint(Strict):
     selector: dict[str, str] = Field(default_factory=dict, description="pod labels")
     configmap: Slug | None = None
     health_url: str | None = Field(None, pattern=r"^https?://", description="target health check")
+    level: Literal["network", "http"] = Field(
+        "network", description="chaos_mesh: latency/reset at TCP level (NetworkChaos) or on "
+        "HTTP requests (HTTPChaos); abort and narrowing `match` always use HTTPChaos")
+    http_port: int = Field(80, ge=1, le=65535, description="chaos_mesh: the dependency's port")
+    dependency_label: str = Field("app", description="chaos_mesh: pod label naming a service")
 
     @model_validator(mode="after")
     def _driver_fields(self) -> Endpoint:
@@ -372,6 +400,8 @@ class SlackSettings(Strict):
     token: SecretField | None = None
     webhook_url: SecretField | None = None
     oncall_group: str | None = Field(None, description="mentioned on breaches, e.g. <!subteam^ID>")
+    api_url: str | None = Field(None, pattern=r"^https?://",
+                                description="Slack Web API base URL; default https://slack.com/api/")
 
 
 class Notify(Strict):

@@ -11,7 +11,7 @@ from typing import Any
 
 from gameday.drivers.base import Driver, FaultSpec, Handle, Labels
 from gameday.errors import ConfigError
-from gameday.models import Endpoint
+from gameday.models import Endpoint, Environment
 
 #: Driver kind → ``module:factory`` taking an ``Endpoint``.
 DRIVERS: dict[str, str] = {
@@ -24,8 +24,12 @@ DRIVERS: dict[str, str] = {
 __all__ = ["DRIVERS", "Driver", "FaultSpec", "Handle", "Labels", "driver_for"]
 
 
-def driver_for(endpoint: Endpoint) -> Driver:
-    """The driver for ``endpoint``, built from the table above."""
+#: Kinds whose factory also takes the environment's allowed namespaces (to list faults in all).
+NAMESPACED = frozenset({"chaos_mesh", "configmap"})
+
+
+def driver_for(endpoint: Endpoint, environment: Environment | None = None) -> Driver:
+    """The driver for ``endpoint`` (of ``environment``), built from the table above."""
     try:
         reference = DRIVERS[endpoint.driver]
     except KeyError:
@@ -35,5 +39,8 @@ def driver_for(endpoint: Endpoint) -> Driver:
     factory: Any = importlib.import_module(module_name)
     for part in attribute.split("."):
         factory = getattr(factory, part)
-    driver: Driver = factory(endpoint)
+    if environment is not None and endpoint.driver in NAMESPACED:
+        driver: Driver = factory(endpoint, environment.allowed_namespaces)
+    else:
+        driver = factory(endpoint)
     return driver

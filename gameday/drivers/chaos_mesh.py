@@ -60,7 +60,10 @@ class ChaosMeshDriver:
         """The driver for a ``chaos_mesh`` endpoint of an environment."""
         if endpoint.namespace is None:
             raise DriverError(f"endpoint {endpoint.service!r} has no namespace")
-        return cls(endpoint.namespace, endpoint.selector, allowed_namespaces, **options)
+        settings = {"level": endpoint.level, "http_port": endpoint.http_port,
+                    "dependency_label": endpoint.dependency_label}
+        return cls(endpoint.namespace, endpoint.selector, allowed_namespaces,
+                   **(settings | options))
 
     # --- the driver contract ------------------------------------------------------------------
 

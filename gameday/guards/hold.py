@@ -9,7 +9,6 @@ and under fail-closed an error stops the run.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -84,13 +83,15 @@ async def hold(dwell: float, guards: Sequence[GuardQuery], interval: float, *,
     tasks = [asyncio.create_task(_watch(g, origin, interval, sampler, stale_after, record, stop,
                                         counter), name=f"guard {g.name}") for g in guards]
     try:
-        with contextlib.suppress(TimeoutError):
-            # shield: the timeout must not cancel the future the guard tasks resolve.
-            found = await asyncio.wait_for(asyncio.shield(stop), dwell)
-            return HoldResult(started=started, ended=time.time(), dwell=dwell, interval=interval,
-                              guard=found.guard.name, verdict=found.verdict,
-                              breached_at=found.at, samples=counter[0])
+        try:
+            async with asyncio.timeout(dwell):
+                # shield: the dwell's end must not cancel what the guard tasks resolve.
+                found = await asyncio.shield(stop)
+        except TimeoutError:
+            return HoldResult(started=started, ended=time.time(), dwell=dwell,
+                              interval=interval, samples=counter[0])
         return HoldResult(started=started, ended=time.time(), dwell=dwell, interval=interval,
+                          guard=found.guard.name, verdict=found.verdict, breached_at=found.at,
                           samples=counter[0])
     finally:
         # Done before cancelling: a guard task that misses its cancellation still sees it.

@@ -115,9 +115,8 @@ class Prometheus:
         return max(values) if values else None
 
     def _range_sync(self, query: str, start: float, end: float, step: float) -> list[Point]:
-        client = self._client()
         try:
-            result = client.custom_query_range(
+            result = self._client().custom_query_range(
                 query, start_time=datetime.fromtimestamp(start, UTC),
                 end_time=datetime.fromtimestamp(end, UTC), step=f"{step:g}s",
                 timeout=self.timeout)
@@ -132,9 +131,8 @@ class Prometheus:
         return sorted(merged.items())
 
     def _query(self, query: str) -> Any:
-        client = self._client()
         try:
-            return client.custom_query(query, timeout=self.timeout)
+            return self._client().custom_query(query, timeout=self.timeout)
         except Exception as exc:  # every failure of the library is a GuardError
             raise _translate(exc, self.url, query) from exc
 

@@ -111,7 +111,8 @@ async def run_step(ctx: RunContext, severity: int) -> StepRun:
     handle = await asyncio.to_thread(ctx.driver.apply, spec, ttl)
     ctx.journal.write(FaultAppliedEvent(handle=handle))
     ctx.notify("step", f"step {severity}/{len(ctx.severities)}: {summary} for {dwell:g}s "
-               f"(expires by itself in {ttl:g}s)", severity=severity)
+               f"(expires by itself in {ttl:g}s)", severity=severity,
+               total=len(ctx.severities), fault=summary, dwell=dwell, ttl=ttl)
     guards = asyncio.create_task(hold(
         dwell, ctx.guards, env.guard_interval, sampler=ctx.prometheus,
         stale_after=stale_bound(env.prometheus.scrape_interval),
@@ -132,7 +133,8 @@ async def run_step(ctx: RunContext, severity: int) -> StepRun:
     reason = watcher.result()
     ctx.journal.write(NoteEvent(kind="fault_vanished", message=reason,
                                 data={"severity": severity}))
-    ctx.notify("vanished", f"step {severity}: {reason}; aborting", level="warning")
+    ctx.notify("vanished", f"step {severity}: {reason}; aborting", level="warning",
+               severity=severity)
     return StepRun(severity, summary, started, time.time(), None, problem=reason, handle=handle)
 
 
@@ -155,6 +157,8 @@ async def escalate(ctx: RunContext) -> Escalation:
             observed = "no value" if verdict.value is None else f"{verdict.value:.4g}"
             ctx.notify("breach", f"guard {step.hold.guard} stopped step {severity}: "
                        f"{verdict.summary} (observed {observed}, threshold {verdict.op} "
-                       f"{verdict.threshold:g})", level="critical", guard=step.hold.guard)
+                       f"{verdict.threshold:g})", level="critical", guard=step.hold.guard,
+                       severity=severity, observed=verdict.value,
+                       threshold=f"{verdict.op} {verdict.threshold:g}")
         break
     return Escalation(tuple(steps))

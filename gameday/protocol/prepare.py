@@ -35,7 +35,7 @@ from gameday.journal import (
     RunEndedEvent,
 )
 from gameday.models import Endpoint, Environment, SignalTemplate, render_query
-from gameday.notify import ConsoleSink, JournalSink, Notifier, Sink
+from gameday.notify import ConsoleSink, JournalSink, Notifier, Sink, sinks_for
 from gameday.paths import journal_path
 from gameday.protocol.checks import Request, refusals, severities
 from gameday.protocol.context import RunContext
@@ -81,7 +81,8 @@ def open_run(run: str, request: Request, templates: Mapping[str, SignalTemplate]
     metrics = {name: render_query(templates[name].query, scenario.target, window)
                for name in STANDARD_METRICS if name in templates}
     try:
-        driver = driver_for(endpoint)
+        sinks += sinks_for(environment, run=run, scenario=scenario.name)
+        driver = driver_for(endpoint, environment)
         prometheus = Prometheus.from_settings(environment.prometheus, environment.guard_interval)
     except GameDayError:
         journal.close()
@@ -112,7 +113,7 @@ def all_drivers(environment: Environment) -> list[tuple[Endpoint, Driver]]:
         key = (endpoint.driver, endpoint_key(endpoint))
         if key not in seen:
             seen.add(key)
-            found.append((endpoint, driver_for(endpoint)))
+            found.append((endpoint, driver_for(endpoint, environment)))
     return found
 
 
@@ -137,7 +138,7 @@ def sweep(ctx: RunContext) -> list[Handle]:
     ctx.swept = [f"{h.fault} (run {h.labels.run})" for h in swept]
     if swept:
         ctx.notify("sweep", f"reverted {len(swept)} leftover fault(s) of earlier runs",
-                   level="warning")
+                   level="warning", count=len(swept))
     return swept
 
 
@@ -170,6 +171,13 @@ async def preflight(ctx: RunContext) -> None:
             continue
         if value is None:
             problems.append(f"signal {signal.name}: no data for {signal.query}")
+    if ctx.endpoint.driver in ("chaos_mesh", "configmap"):
+        from gameday.drivers.cluster import preflight_cluster
+
+        try:
+            await asyncio.to_thread(preflight_cluster, ctx.environment, ctx.scenario)
+        except RefusedError as exc:
+            problems.append(f"cluster: {exc}")
     try:
         await asyncio.to_thread(ctx.driver.check)
     except DriverError as exc:
@@ -258,8 +266,29 @@ async def prepare(ctx: RunContext, lock_wait: float = 0.0, dry_run: bool = False
     if not dry_run:
         ladder = " → ".join(ctx.scenario.step_fault(s).summary() for s in ctx.severities)
         ctx.notify("start", f"game day {ctx.scenario.name} in {ctx.environment.name} by "
-                   f"{ctx.requester}: {ladder}; guards: {', '.join(g.name for g in ctx.guards)}")
+                   f"{ctx.requester}: {ladder}; guards: {', '.join(g.name for g in ctx.guards)}",
+                   level="info", **_start_fields(ctx))
     return ctx
+
+
+def _start_fields(ctx: RunContext) -> dict[str, object]:
+    """What the start notice carries for chat and run metrics: the plan and the baseline."""
+    scenario, target = ctx.scenario, ctx.scenario.target
+    baseline = {}
+    for name in ("latency_p95_ms", "error_rate_percent"):
+        stats = ctx.baseline.stats(f"metric:{name}") if ctx.baseline else None
+        if stats is not None and math.isfinite(stats.mean):
+            baseline[name] = stats.mean
+    return {
+        "scenario": scenario.name, "environment": ctx.environment.name,
+        "requester": ctx.requester, "service": target.service,
+        "target": target.service + (f" → {target.dependency}" if target.dependency else ""),
+        "ladder": [f"{scenario.step_fault(s).summary()} · {scenario.steps[s - 1].dwell:g}s"
+                   for s in ctx.severities],
+        "guards": [f"{g.name} {g.guard.op} {g.guard.threshold:g}"
+                   + (f" for {g.guard.for_:g}s" if g.guard.for_ else "") for g in ctx.guards],
+        "baseline": baseline,
+    }
 
 
 def leftovers(ctx: RunContext) -> list[str]:

@@ -82,7 +82,7 @@ def _drivers(environment: Environment) -> dict[tuple[str, str], tuple[Endpoint, 
         key = (endpoint.driver, endpoint_key(endpoint))
         if key not in found:
             with contextlib.suppress(DriverError):
-                found[key] = (endpoint, driver_for(endpoint))
+                found[key] = (endpoint, driver_for(endpoint, environment))
     return found
 
 
@@ -111,7 +111,7 @@ def revert_run(run: str, environment: Environment, journal: Journal | None = Non
                 except DriverError as exc:
                     failed.append(f"{driver.kind}: cannot list faults: {exc}")
             for handle in handles.values():
-                pair = drivers.get((handle.driver, handle.endpoint))
+                pair = _owner(handle, drivers)
                 if pair is None:
                     failed.append(f"{handle.fault} at {handle.endpoint}: no driver for it in "
                                   f"environment {environment.name!r}")
@@ -153,6 +153,19 @@ def revert_run(run: str, environment: Environment, journal: Journal | None = Non
             if own:
                 journal.close()
     return result
+
+
+def _owner(handle: Handle, drivers: dict[tuple[str, str], tuple[Endpoint, Driver]]
+           ) -> tuple[Endpoint, Driver] | None:
+    """The driver that can revert ``handle``: the one at its place, else one of its kind.
+
+    Only proxies are told apart by place (each has its own admin API); a Chaos Mesh, ConfigMap
+    or stress driver of the environment reaches every fault of its kind there.
+    """
+    exact = drivers.get((handle.driver, handle.endpoint))
+    if exact is not None or handle.driver == "proxy":
+        return exact
+    return next((pair for (kind, _), pair in drivers.items() if kind == handle.driver), None)
 
 
 def _revert(driver: Driver, handle: Handle) -> str | None:

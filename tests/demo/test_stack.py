@@ -18,14 +18,15 @@ from gameday.errors import DemoError
 from tests.demo_stack import DemoStack
 
 RULES = Path(__file__).resolve().parents[2] / "deploy" / "prometheus" / "rules.yml"
-JOBS = {"auth-service", "profile-store", "auth-proxy", "profile-proxy", "user-service", "loadgen"}
+JOBS = {"auth-service", "profile-store", "auth-proxy", "profile-proxy", "user-service", "loadgen",
+        "pushgateway"}
 
 pytestmark = pytest.mark.integration
 
 
 def _recorded_rules() -> list[str]:
     groups = yaml.safe_load(RULES.read_text())["groups"]
-    return [rule["record"] for group in groups for rule in group["rules"]]
+    return [rule["record"] for group in groups for rule in group["rules"] if "record" in rule]
 
 
 def test_every_target_is_up(demo_stack: DemoStack) -> None:
@@ -45,6 +46,8 @@ def test_environment_file_references_the_token(demo_stack: DemoStack) -> None:
     environment = demo_stack.environment()
     assert environment.prometheus.url == demo_stack.prometheus_url
     assert environment.prometheus.scrape_interval == 1.0
+    assert environment.pushgateway_url is not None
+    assert environment.pushgateway_url == demo_stack.state.pushgateway_url
     assert environment.allowed_targets == ["user-service", "profile-store"]
     proxies = {e.dependency: e for e in environment.endpoints if e.driver == "proxy"}
     for dependency, url in demo_stack.proxy_admin.items():
@@ -54,7 +57,9 @@ def test_environment_file_references_the_token(demo_stack: DemoStack) -> None:
         assert token.resolve() == demo_stack.token
     assert demo_stack.token not in demo_stack.env_file.read_text()
     assert stat.S_IMODE((demo_stack.state_dir / "token").stat().st_mode) == 0o600
-    assert demo_env(demo_stack.state_dir) == {TOKEN_VARIABLE: demo_stack.token}
+    assert demo_env(demo_stack.state_dir) == {
+        TOKEN_VARIABLE: demo_stack.token,
+        "PREFECT_API_URL": str(demo_stack.state.prefect_api_url)}
     assert environment.prefect_api_url is None
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from pathlib import Path
@@ -89,6 +90,24 @@ def test_failing_sampler_is_an_error_breach() -> None:
     result = asyncio.run(hold(10, [rule()], 0.2, sampler=Broken(), stale_after=STALE))
     assert result.verdict is not None and result.verdict.state == "error"
     assert "RuntimeError: boom" in result.verdict.summary
+
+
+def test_hold_ends_even_if_a_sampler_swallows_its_cancellation() -> None:
+    """A sampler that eats the cancellation (as 3.11's wait_for can) does not keep the hold."""
+    class Stubborn:
+        async def sample(self, guard: GuardQuery) -> Sample:
+            with contextlib.suppress(asyncio.CancelledError):  # swallowed on purpose
+                await asyncio.sleep(0.3)
+            now = time.time()
+            return Sample(query_time=now, value=1.0, sample_time=now)
+
+    async def timed() -> float:
+        began = time.monotonic()
+        await asyncio.wait_for(hold(0.5, [rule()], 0.2, sampler=Stubborn(), stale_after=STALE),
+                               10)
+        return time.monotonic() - began
+
+    assert asyncio.run(timed()) < 3.0
 
 
 def test_recorder_failure_ends_the_hold_with_its_exception() -> None:
