@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 export DO_NOT_TRACK := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 
-.PHONY: install demo test lint typecheck unit bench-proxy bench-guard clean
+.PHONY: install demo ui ui-down test lint typecheck unit bench-proxy bench-guard clean
 
 $(STAMP): pyproject.toml scripts/install-debs.sh
 	./scripts/install-debs.sh prometheus prometheus-pushgateway
@@ -20,6 +20,12 @@ install: $(STAMP)  ## venv, Python dependencies, Debian packages
 
 demo: $(STAMP)  ## the built-in demo: stack up, a latency ladder until a guard trips, stack down
 	./scripts/demo.sh
+
+ui: $(STAMP)  ## the Prefect UI on the demo: blocks, limits, deployments, reaper, a worker
+	$(BIN)/chaosctl ui up
+
+ui-down: $(STAMP)  ## stop what `make ui` started (by PID)
+	$(BIN)/chaosctl ui down
 
 lint: $(STAMP)
 	$(BIN)/ruff check gameday flows tasks blocks tests benchmarks

@@ -11,18 +11,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from typing import Any
+from collections.abc import AsyncIterator
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
 
 from prefect import flow, get_run_logger
 from prefect.client.schemas.objects import FlowRun, State
 from prefect.exceptions import MissingContextError
+from prefect.runtime import deployment as current_deployment
 from prefect.runtime import flow_run as current_run
 from prefect.states import Failed
 
 from gameday.environments import load_environment
-from gameday.errors import RefusedError
+from gameday.errors import GameDayError, RefusedError
 from gameday.journal import Journal, NoteEvent, RunEndedEvent, read_journal
 from gameday.load import load_default, load_mission
+from gameday.notify.pushgateway import RunLabels, RunState, finish_run
 from gameday.paths import journal_path
 from gameday.protocol.checks import Request
 from gameday.protocol.context import RunContext
@@ -32,6 +36,7 @@ from gameday.protocol.observe import Observation
 from gameday.protocol.outcome import Outcome, decide
 from gameday.protocol.prepare import open_run
 from gameday.protocol.rollback import RollbackResult
+from gameday.protocol.signoff import await_sign_off, needs_sign_off
 from tasks.escalate import escalate_phase
 from tasks.learn import learn_phase
 from tasks.observe import observe_phase
@@ -48,6 +53,12 @@ def revert_after_crash(flow: Any, flow_run: FlowRun, state: State[Any]) -> None:
     run = str(flow_run.id)
     environment = load_environment(str(flow_run.parameters.get("environment", "demo")))
     result = revert_run(run, environment)
+    _free_slot(run)
+    if environment.pushgateway_url:  # the run's own process cannot end its metrics any more
+        with contextlib.suppress(GameDayError):
+            finish_run(environment.pushgateway_url,
+                       RunLabels(run, str(flow_run.parameters.get("scenario", "")),
+                                 environment.name), RunState(rollback_failed=int(not result.clean)))
     path = journal_path(run)
     if not path.exists():
         return
@@ -61,17 +72,36 @@ def revert_after_crash(flow: Any, flow_run: FlowRun, state: State[Any]) -> None:
         write_postmortem(run)
 
 
+def _scenario_names() -> Any:
+    """The catalog's scenario names as an enum, so the UI offers them and the server refuses
+    any other at trigger time. A catalog that does not load leaves a plain string: the hooks
+    import this module, whatever state the catalog is in."""
+    try:
+        names = sorted(load_default().scenarios)
+    except GameDayError:
+        return str
+    return StrEnum("ScenarioName", {name: name for name in names}) if names else str
+
+
+if TYPE_CHECKING:
+    ScenarioName = str
+else:
+    ScenarioName = _scenario_names()
+
+
 @flow(name="game-day", on_crashed=[revert_after_crash], on_cancellation=[revert_after_crash])
-async def game_day(scenario: str, environment: str = "demo", max_severity: int | None = None,
-                   duration: float | None = None, dry_run: bool = False,
-                   requester: str | None = None, allow_production: bool = False,
-                   lock_wait: float = 0.0, mission: str | None = None
+async def game_day(scenario: ScenarioName, environment: str = "demo",
+                   max_severity: int | None = None, duration: float | None = None,
+                   dry_run: bool = False, requester: str | None = None,
+                   allow_production: bool = False, lock_wait: float = 0.0,
+                   mission: str | None = None, sign_off_timeout: int = 3600,
                    ) -> dict[str, Any] | State[Any]:
     """Run one chaos scenario as the safe-run protocol.
 
     Args:
         scenario: Name of a scenario in the catalog.
-        environment: Environment to run in (a name from the catalog or the demo's state).
+        environment: Environment to run in: a name (a Game Day Environment block, else the
+            state folder's or the catalog's file) or the path of an environment file.
         max_severity: Stop the ladder at this step (default: the top of the ladder).
         duration: Cap on the dwells in seconds (default: the scenario's max_duration).
         dry_run: Run prepare (checks, preflight, baseline), show the plan, inject nothing.
@@ -79,10 +109,12 @@ async def game_day(scenario: str, environment: str = "demo", max_severity: int |
         allow_production: Required to run in an environment marked production.
         lock_wait: Seconds to wait for another game day in the environment to end.
         mission: A mission (name in the catalog, or a file) this run carries out.
+        sign_off_timeout: Seconds to wait for a second person when the plan reaches the
+            environment's sign-off severity; then the run ends with nothing injected.
     """
     run = str(current_run.id or uuid.uuid4())
     catalog = load_default()
-    chosen = catalog.scenario(scenario)
+    chosen = catalog.scenario(str(scenario))
     planned = load_mission(mission, catalog) if mission else None
     request = Request(chosen, load_environment(environment), requester, max_severity, duration,
                       allow_production, planned)
@@ -92,15 +124,43 @@ async def game_day(scenario: str, environment: str = "demo", max_severity: int |
         return _refused(run, str(exc))
     ctx.progress = _progress_printer()
     try:
-        prepared = await prepare_phase(ctx, lock_wait=lock_wait, dry_run=dry_run)
-        if isinstance(prepared, Refusal):
-            _end(ctx, Outcome("refused", None, None, prepared.reason))
-            return _refused(run, prepared.reason)
-        if dry_run:
-            return _dry_run_summary(ctx)
-        return await _run_ladder(ctx)
+        async with _one_per_environment(ctx, dry_run):
+            prepared = await prepare_phase(ctx, lock_wait=lock_wait, dry_run=dry_run)
+            if isinstance(prepared, Refusal):
+                _end(ctx, Outcome("refused", None, None, prepared.reason))
+                return _refused(run, prepared.reason)
+            if dry_run:
+                return _dry_run_summary(ctx)
+            if needs_sign_off(ctx):
+                decision = await await_sign_off(ctx, sign_off_timeout)
+                if not decision.granted:
+                    _end(ctx, Outcome("refused", None, None, decision.reason))
+                    return _refused(run, decision.reason)
+            return await _run_ladder(ctx)
     finally:
         ctx.close()
+
+
+@contextlib.asynccontextmanager
+async def _one_per_environment(ctx: RunContext, dry_run: bool) -> AsyncIterator[None]:
+    """Deployment runs (and the weekly suite's) hold the environment's Prefect slot, waiting
+    for it in the UI; command-line runs rely on the file lock alone, so a killed one never
+    blocks the environment until a lease expires."""
+    if dry_run or current_deployment.id is None:
+        yield
+        return
+    from gameday.orchestration.slots import environment_slot
+
+    async with environment_slot(ctx):
+        yield
+
+
+def _free_slot(run: str) -> None:
+    """Release the slot a dead run holds, by the lease its journal records."""
+    from gameday.orchestration.slots import free_slot
+
+    with contextlib.suppress(Exception):  # Prefect unreachable: the lease expires by itself
+        free_slot(run)
 
 
 async def _run_ladder(ctx: RunContext) -> dict[str, Any]:
@@ -127,13 +187,16 @@ async def _run_ladder(ctx: RunContext) -> dict[str, Any]:
     recovered, seconds = await recover_phase(ctx)
     ctx.notify("recovery", f"recovered in {seconds:.1f}s" if recovered
                else "signals did not return to the baseline in time",
-               level="info" if recovered else "warning")
+               level="info" if recovered else "warning", recovered=recovered, seconds=seconds)
     observation: Observation | None = await observe_phase(ctx, escalation)
     outcome = decide(escalation, observation, rollback)
     _end(ctx, outcome)
-    report = learn_phase(ctx.run, ctx.scenario.runbook, ctx.scenario.description, _run_url())
+    report = await learn_phase(ctx.run, ctx.scenario, ctx.environment, _run_url())
     ctx.notify("summary", f"{outcome.summary}. Postmortem: {report}",
-               level="info" if outcome.outcome == "passed" else "warning")
+               level="info" if outcome.outcome == "passed" else "warning",
+               outcome=outcome.outcome, summary=outcome.summary,
+               highest_held=outcome.highest_held, first_broken=outcome.first_broken,
+               max_severity=max(ctx.severities, default=None), postmortem=str(report))
     return {"run": ctx.run, "outcome": outcome.outcome, "highest_held": outcome.highest_held,
             "first_broken": outcome.first_broken, "summary": outcome.summary,
             "postmortem": str(report)}
@@ -148,10 +211,12 @@ def _refused(run: str, reason: str) -> State[Any]:
 def _announce_rollback(ctx: RunContext, rollback: RollbackResult) -> None:
     if rollback.clean:
         ctx.notify("rollback", f"rollback done in {rollback.seconds:.2f}s: "
-                   f"{len(rollback.reverted)} fault(s) reverted, none active")
+                   f"{len(rollback.reverted)} fault(s) reverted, none active",
+                   seconds=rollback.seconds, reverted=len(rollback.reverted))
     else:
         ctx.notify("rollback_failed", "ROLLBACK FAILED, faults may remain: "
-                   + "; ".join([*rollback.failed, *rollback.remaining]), level="critical")
+                   + "; ".join([*rollback.failed, *rollback.remaining]), level="critical",
+                   seconds=rollback.seconds, problems=[*rollback.failed, *rollback.remaining])
 
 
 def _end(ctx: RunContext, outcome: Outcome) -> None:

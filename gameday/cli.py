@@ -16,9 +16,11 @@ from gameday import __version__
 from gameday.errors import GameDayError
 
 #: Sub-commands, in the order ``--help`` lists them.
-COMMANDS = ("catalog", "start", "status", "stop", "demo", "proxy")
+COMMANDS = ("catalog", "start", "status", "stop", "report", "demo", "proxy", "blocks", "env",
+            "deploy", "reaper", "ui")
 #: Sub-commands registered by a module of another name.
-MODULES = {"start": "run", "status": "run", "stop": "run"}
+MODULES = {"start": "run", "status": "run", "stop": "run", "env": "blocks",
+           "deploy": "deployments", "reaper": "deployments", "ui": "deployments"}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -6,6 +6,7 @@ all problems of all files are collected and raised together as one ``CatalogErro
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,7 @@ from gameday.models import Environment, Mission, Scenario, SignalTemplate
 Model = TypeVar("Model", bound=BaseModel)
 Path_ = tuple[str | int, ...]
 KINDS = ("scenarios", "missions", "environments", "signals")
+_SECRETIVE = re.compile(r"(?i)token|passw|secret|webhook|api[_-]?key|credential|held")
 
 
 @dataclass(frozen=True)
@@ -192,18 +194,15 @@ def _problems(exc: ValidationError, doc: Document, base: Path_, entry: str | Non
                  "tagged-union", "dict[", "list[", "nullable[")))]
         shown += list(error.get("ctx", {}).get("path", ()))
         shown = _strip_tags(doc, base, shown)
-        message = error["msg"]
-        if error["type"] not in {"inline_secret", "located", "missing"} and not isinstance(
-            error["input"], dict | list
-        ):
-            message += f" (got {error['input']!r})"
-        if message.startswith("Value error, "):
-            message = message.removeprefix("Value error, ")
+        message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
             allowed = _fields_at(model, error["loc"][:-1])
             message = "unknown field" + (f" (allowed: {', '.join(allowed)})" if allowed else "")
-            message += f" (got {error['input']!r})" if not isinstance(
-                error["input"], dict | list) else ""
+        # A value under a secret-looking key may be a real secret: never echo it.
+        secretive = any(isinstance(p, str) and _SECRETIVE.search(p) for p in error["loc"])
+        if not secretive and error["type"] not in {"inline_secret", "located", "missing"} \
+                and not isinstance(error["input"], dict | list):
+            message += f" (got {error['input']!r})"
         yield Problem(doc.file, doc.line_of(loc), entry, _dotted(shown), message)
 
 

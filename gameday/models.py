@@ -308,7 +308,7 @@ class SecretRef(Strict):
 
     @model_validator(mode="after")
     def _one_source(self) -> SecretRef:
-        if (self.env is None) == (self.block is None):
+        if self._held is None and (self.env is None) == (self.block is None):
             raise ValueError("give exactly one of 'env' or 'block'")
         return self
 

@@ -39,6 +39,9 @@ def register(subparsers: Any) -> None:
     show.add_argument("--env", default=None,
                       help="environment whose rate window fills {window} (default: the first the "
                       "scenario names)")
+    show.add_argument("--findings", type=int, default=5, metavar="N",
+                      help="how many of the latest findings (catalog history) to show "
+                      "(default 5, 0 for none)")
     show.set_defaults(handler=_show)
 
     check = sub.add_parser("validate", help="check files; exit 2 listing every problem",
@@ -114,7 +117,27 @@ def _show(args: argparse.Namespace) -> int:
     data = resolved(scenario, catalog, window)
     print(f"# {scenario.name} (queries for environment {env_name!r}, window {window})")
     print(yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100), end="")
+    if args.findings > 0:
+        print("\n".join(findings(scenario.name, args.findings, args.catalog)))
     return 0
+
+
+def findings(scenario: str, latest: int, catalog: Path | None = None) -> list[str]:
+    """The latest findings of ``scenario`` from the catalog's history, newest first.
+
+    Printed as YAML comments, so ``show``'s output stays a valid YAML document.
+    """
+    from gameday.report.history import history_dir, read_findings, shown_path
+
+    folder = history_dir(catalog)
+    found = read_findings(scenario, folder)
+    where = shown_path(folder / f"{scenario}.jsonl")
+    if not found:
+        return [f"# findings: none yet ({where}; every game day of the scenario adds one)"]
+    lines = [f"# findings: the latest {min(latest, len(found))} of {len(found)} run(s), "
+             f"newest first ({where})"]
+    lines += [f"#   {f.line}" for f in reversed(found[-latest:])]
+    return lines
 
 
 def _validate(args: argparse.Namespace) -> int:

@@ -103,7 +103,32 @@ def _up(args: argparse.Namespace) -> int:
     print(f"token:            {state.folder / 'token'} (eval \"$(chaosctl demo env"
           f"{_state_option(args)})\" exports it)")
     print(f"stop with:        chaosctl demo down{_state_option(args)}")
+    if state.prefect_api_url:
+        print(f"blocks:           {_refresh_blocks(state)}")
     return 0
+
+
+def _refresh_blocks(state: Any) -> str:
+    """Save this stack's environment as the demo's blocks on its Prefect server.
+
+    Blocks win over files, and the server keeps its database across restarts: without this,
+    blocks imported for an earlier stack would send game days to its old ports.
+    """
+    import os
+
+    import httpx
+
+    from gameday.demo.state import TOKEN_VARIABLE
+    from gameday.errors import GameDayError
+    from gameday.orchestration.provision import import_environment, use_api
+
+    os.environ[TOKEN_VARIABLE] = state.token()
+    try:
+        use_api(state.prefect_api_url)
+        _environment, saved = import_environment(state.environment_file)
+    except (GameDayError, httpx.HTTPError, OSError) as exc:  # the stack is up either way
+        return f"not saved ({exc}); game days read the environment file"
+    return ", ".join(saved)
 
 
 def _state_option(args: argparse.Namespace) -> str:

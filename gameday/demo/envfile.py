@@ -31,6 +31,8 @@ def document(state: StackState) -> dict[str, Any]:
         "enabled": True,
         "prometheus": {"url": state.prometheus_url, "timeout": "1s", "scrape_interval": "1s"},
     }
+    if state.pushgateway_url:
+        data["pushgateway_url"] = state.pushgateway_url
     if state.prefect_api_url:
         data["prefect_api_url"] = state.prefect_api_url
     data |= {

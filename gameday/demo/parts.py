@@ -4,7 +4,8 @@
 
     loadgen ─▶ user-service ─▶ auth-proxy ─▶ auth-service
                             └▶ profile-proxy ─▶ profile-store (SQLite)
-    prometheus scrapes all of them (the proxies on their admin port); prefect stands beside.
+    prometheus scrapes all of them (the proxies on their admin port) and the pushgateway,
+    where game days push their run metrics; prefect stands beside.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gameday.demo import prometheus
+from gameday.demo import prometheus, pushgateway
 from gameday.demo.prometheus import ScrapeTarget
 from gameday.errors import ConfigError, DemoError
 
@@ -23,7 +24,7 @@ HOST = "127.0.0.1"
 #: Every port ``up`` needs, by the name ``--port NAME=PORT`` uses.
 PORT_NAMES = (
     "user-service", "auth-service", "profile-store", "auth-proxy", "auth-proxy-admin",
-    "profile-proxy", "profile-proxy-admin", "loadgen", "prometheus", "prefect",
+    "profile-proxy", "profile-proxy-admin", "loadgen", "pushgateway", "prometheus", "prefect",
 )
 #: Fault proxies: part name → the dependency it stands in front of.
 PROXIES = {"auth-proxy": "auth-service", "profile-proxy": "profile-store"}
@@ -128,6 +129,11 @@ def plan(folder: Path, ports: dict[str, int], token: str, rate: float, with_pref
          _url(ports["user-service"]), "--rate", f"{rate:g}", *record],
         {"http": ports["loadgen"]}, _url(ports["loadgen"]),
         ScrapeTarget("loadgen", ports["loadgen"])))
+    # Pushed series carry their own job and run labels: honor_labels keeps them.
+    parts.append(PartSpec(
+        "pushgateway", pushgateway.argv(ports["pushgateway"]), {"http": ports["pushgateway"]},
+        _url(ports["pushgateway"]), ScrapeTarget("pushgateway", ports["pushgateway"],
+                                                 honor_labels=True)))
     parts.append(PartSpec(
         "prometheus",
         prometheus.argv(folder / "prometheus.yml", folder / "prometheus", ports["prometheus"]),

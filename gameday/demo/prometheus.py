@@ -28,6 +28,7 @@ class ScrapeTarget:
     job: str
     port: int
     bearer: bool = False
+    honor_labels: bool = False
 
 
 def binary() -> str:
@@ -58,6 +59,8 @@ def config(targets: list[ScrapeTarget], rules: Path, token_file: Path) -> dict[s
         }
         if target.bearer:
             job["authorization"] = {"type": "Bearer", "credentials_file": str(token_file)}
+        if target.honor_labels:
+            job["honor_labels"] = True
         jobs.append(job)
     return {
         "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},

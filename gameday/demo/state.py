@@ -105,6 +105,12 @@ class StackState(BaseModel):
         return f"{self.url('prefect')}/api" if self.prefect else None
 
     @property
+    def pushgateway_url(self) -> str | None:
+        """The Pushgateway for run metrics (None for a stack recorded before it had one)."""
+        found = [part.url for part in self.parts if part.name == "pushgateway"]
+        return found[0] if found else None
+
+    @property
     def proxy_admin_urls(self) -> dict[str, str]:
         """Admin API of each fault proxy, by the dependency it stands in front of."""
         return {

@@ -2,9 +2,15 @@
 
 ``Notifier.post`` never blocks and never raises: a slow, failing or hung sink only delays its own
 messages, and what cannot be delivered before its deadline is dropped and the drop journaled.
+Sinks: the console, the journal, Slack (threads or a webhook) and run metrics on a Pushgateway;
+``sinks_for`` builds those an environment asks for.
 """
 
-from gameday.notify.core import Notice, Notifier, Sink, SinkRetry
+from gameday.notify.build import run_url, sinks_for
+from gameday.notify.core import Notice, Notifier, Sink, SinkError, SinkRetry
+from gameday.notify.pushgateway import RunLabels, RunMetricsSink
 from gameday.notify.sinks import ConsoleSink, JournalSink
+from gameday.notify.slack import SlackConfig, SlackSink
 
-__all__ = ["ConsoleSink", "JournalSink", "Notice", "Notifier", "Sink", "SinkRetry"]
+__all__ = ["ConsoleSink", "JournalSink", "Notice", "Notifier", "RunLabels", "RunMetricsSink",
+           "Sink", "SinkError", "SinkRetry", "SlackConfig", "SlackSink", "run_url", "sinks_for"]

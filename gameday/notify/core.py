@@ -10,6 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from gameday.errors import GameDayError
+
 Level = Literal["info", "warning", "critical"]
 
 
@@ -33,8 +35,17 @@ class SinkRetry(Exception):
         self.after = after
 
 
+class SinkError(GameDayError):
+    """A sink cannot deliver a notice and another try would not help (bad credentials, an
+    unknown channel, a rejected payload). The notice is dropped and the drop journaled."""
+
+
 class Sink(Protocol):
-    """Delivers notices somewhere (console, journal, Slack)."""
+    """Delivers notices somewhere (console, journal, Slack, a Pushgateway).
+
+    A sink may also have a ``close()`` method: the notifier calls it once, from the sink's own
+    worker, after the last notice (a run-metrics sink deletes its group there).
+    """
 
     name: str
 
@@ -53,6 +64,10 @@ class _Lane:
         self.sink, self.deadline, self.backoff, self.on_drop = sink, deadline, backoff, on_drop
         self.queue: queue.Queue[Notice | None] = queue.Queue(maxsize=size)
         self.pending = 0  # queued or being delivered
+        self.current: Notice | None = None  # being delivered now
+        # Set when the run has ended: drops after that have nowhere to go (the journal is
+        # closed), so the notifier reports what is still in flight itself.
+        self.abandoned = False
         self.settled = threading.Condition()
         self.thread = threading.Thread(target=self._run, name=f"notify-{sink.name}", daemon=True)
         self.thread.start()
@@ -77,13 +92,24 @@ class _Lane:
         while True:
             notice = self.queue.get()
             if notice is None:
+                close = getattr(self.sink, "close", None)
+                if callable(close):
+                    with contextlib.suppress(Exception):  # a sink's bug must not escape
+                        close()
                 return
+            with self.settled:
+                self.current = notice
             try:
                 self._deliver(notice)
             finally:
                 with self.settled:
+                    self.current = None
                     self.pending -= 1
                     self.settled.notify_all()
+
+    def _dropped(self, notice: Notice, reason: str) -> None:
+        if not self.abandoned:
+            self.on_drop(self.sink.name, notice, reason)
 
     def _deliver(self, notice: Notice) -> None:
         give_up = notice.at + self.deadline
@@ -96,11 +122,11 @@ class _Lane:
                 pause = exc.after if exc.after is not None else wait
                 wait = min(wait * 2, 30.0)
                 if time.time() + pause > give_up:
-                    self.on_drop(self.sink.name, notice, f"deadline passed: {exc}")
+                    self._dropped(notice, f"deadline passed: {exc}")
                     return
                 time.sleep(pause)
             except Exception as exc:  # a sink's bug must not stop the lane
-                self.on_drop(self.sink.name, notice, f"{type(exc).__name__}: {exc}")
+                self._dropped(notice, f"{type(exc).__name__}: {exc}")
                 return
 
 
@@ -129,8 +155,12 @@ class Notifier:
         end = time.monotonic() + timeout
         return all(lane.wait(max(0.0, end - time.monotonic())) for lane in self._lanes)
 
-    def close(self, timeout: float = 5.0) -> None:
-        """Drain for up to ``timeout`` seconds; what is left is dropped and reported."""
+    def close(self, timeout: float = 5.0, grace: float = 2.0) -> None:
+        """Drain for up to ``timeout`` seconds; what is left is dropped and reported.
+
+        Then each sink's ``close()`` runs in its worker; the notifier waits up to ``grace``
+        seconds for them, and reports a notice still stuck in delivery as dropped.
+        """
         self.flush(timeout)
         for lane in self._lanes:
             leftovers = []
@@ -145,3 +175,12 @@ class Notifier:
                 self._drop(lane.sink.name, notice, "run ended before delivery")
             with contextlib.suppress(queue.Full):
                 lane.queue.put_nowait(None)
+        end = time.monotonic() + grace
+        for lane in self._lanes:
+            lane.thread.join(max(0.0, end - time.monotonic()))
+            with lane.settled:
+                lane.abandoned = True
+                stuck = lane.current
+            if stuck is not None:
+                self._drop(lane.sink.name, stuck, "run ended while it was being delivered "
+                           "(the sink did not answer in time)")

@@ -15,6 +15,7 @@ from gameday.guards import GuardQuery, Prometheus, SignalQuery, Window
 from gameday.journal import Journal
 from gameday.models import Endpoint, Environment, Scenario
 from gameday.notify import Notice, Notifier
+from gameday.notify.core import Level
 from gameday.protocol.checks import Request
 from gameday.protocol.lock import EnvironmentLock
 
@@ -65,10 +66,10 @@ class RunContext:
             labels=Labels(run=self.run, scenario=self.scenario.name,
                           environment=self.environment.name, step=severity))
 
-    def notify(self, kind: str, text: str, level: str = "info", **fields: object) -> None:
+    def notify(self, kind: str, text: str, level: Level = "info", **fields: object) -> None:
         """Tell people, off the safety path."""
-        self.notifier.post(Notice(kind=kind, run=self.run, text=text,
-                                  level=level, fields=dict(fields)))  # type: ignore[arg-type]
+        self.notifier.post(Notice(kind=kind, run=self.run, text=text, level=level,
+                                  fields=dict(fields)))
 
     def close(self) -> None:
         """Release the lock and close what is open (the notifier drains briefly)."""

@@ -122,7 +122,7 @@ async def learn(run: str, *, scenario: Scenario | None = None,
     if run_url is None and place is not None and place.prefect_api_url:
         run_url = flow_run_link(place.prefect_api_url, run)
     report = build_report(
-        events, observed=observed, run_url=run_url,
+        events, run=run, observed=observed, run_url=run_url,
         runbook=runbook or (scenario.runbook if scenario else None),
         description=description or (scenario.description if scenario else ""),
         service=target.service if target else None,

@@ -1,7 +1,10 @@
-"""The report model: a pure function from a run's journal to a frozen ``GameDayReport``.
+"""The report model: a pure function from a run's journal (and what Prometheus saw) to a
+frozen ``GameDayReport``.
 
 One model feeds the markdown postmortem, the Prefect artifacts and the chat summary, so they
-can never disagree. Nothing here does I/O.
+can never disagree. Nothing here does I/O: the Prometheus part arrives as an
+:class:`~gameday.report.observed.Observed` fetched beforehand (or not at all: the report
+then says what is missing).
 """
 
 from __future__ import annotations
@@ -9,116 +12,53 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
-from gameday.guards import SignalResult, Stats, Window
 from gameday.journal import (
     BaselineEvent,
     Event,
     FaultAppliedEvent,
-    FaultRevertedEvent,
-    GuardSampleEvent,
-    HoldEndedEvent,
     NoteEvent,
     NotificationDroppedEvent,
     PlanEvent,
-    RecoveryEvent,
-    RevertFailedEvent,
     RunEndedEvent,
-    SignalsJudgedEvent,
-    StepStartedEvent,
 )
 from gameday.report.learnings import learnings
+from gameday.report.links import without_credentials
+from gameday.report.observed import (
+    BREAKER_STATE,
+    ERROR_RATE,
+    FAULTS_TOTAL,
+    LATENCY_P95,
+    LATENCY_P99,
+    Observed,
+    Series,
+)
+from gameday.report.parts import (
+    OUTCOME_TEXT,
+    Chart,
+    ChartLine,
+    GuardFired,
+    MetricRow,
+    NamedQuery,
+    ReportStep,
+    Rollback,
+    SignalRow,
+    TimelineEntry,
+)
+from gameday.report.sections import (
+    charts,
+    fired,
+    journal_series,
+    rollback,
+    steps,
+    timeline,
+    traffic_baseline,
+)
 
-OUTCOME_TEXT = {
-    "passed": "Passed: every step held",
-    "aborted": "Aborted by a guard",
-    "failed": "Failed",
-    "cancelled": "Cancelled",
-    "refused": "Refused before anything was injected",
-    "rollback_failed": "ROLLBACK FAILED: faults may remain",
-    "unknown": "Unknown: the run did not record its end",
-}
-METRICS = (("latency_p50_ms", "p50 latency", "ms"), ("latency_p95_ms", "p95 latency", "ms"),
-           ("latency_p99_ms", "p99 latency", "ms"), ("error_rate_percent", "error rate", "%"))
+__all__ = ["Chart", "ChartLine", "GameDayReport", "GuardFired", "MetricRow", "NamedQuery",
+           "ReportStep", "Rollback", "SignalRow", "TimelineEntry", "build_report", "run_window"]
 
-
-@dataclass(frozen=True)
-class MetricRow:
-    """One standard metric over a step against the baseline (means over each window)."""
-
-    name: str
-    unit: str
-    baseline: float | None
-    observed: float | None
-
-    @property
-    def delta(self) -> float | None:
-        """Observed minus baseline."""
-        if self.baseline is None or self.observed is None:
-            return None
-        return self.observed - self.baseline
-
-
-@dataclass(frozen=True)
-class SignalRow:
-    """One expected signal's verdict for a step."""
-
-    name: str
-    state: str
-    summary: str
-
-
-@dataclass(frozen=True)
-class ReportStep:
-    """One rung of the ladder as it ran."""
-
-    severity: int
-    fault: str
-    dwell: float
-    ttl: float
-    started: float
-    ended: float | None
-    held: bool | None
-    stopped_by: str | None
-    metrics: tuple[MetricRow, ...]
-    signals: tuple[SignalRow, ...]
-
-
-@dataclass(frozen=True)
-class GuardFired:
-    """A guard that stopped the run."""
-
-    guard: str
-    severity: int
-    observed: float | None
-    op: str
-    threshold: float
-    state: str
-    at: float
-    summary: str
-    #: Seconds from the step's start (fault onset) to the stopping verdict.
-    detect_seconds: float | None
-    #: Seconds from the stopping verdict to the fault's revert.
-    revert_seconds: float | None
-
-
-@dataclass(frozen=True)
-class TimelineEntry:
-    """Something that happened, when."""
-
-    at: float
-    text: str
-
-
-@dataclass(frozen=True)
-class Rollback:
-    """What rollback did."""
-
-    reverted: tuple[str, ...]
-    failed: tuple[str, ...]
-    swept: tuple[str, ...]
-    recovered: bool | None
-    recovery_seconds: float | None
-    recovery_detail: str
+OUTCOME_MARK = {"passed": "✅", "aborted": "🛑", "failed": "❌", "cancelled": "⏹️",
+                "refused": "🚫", "rollback_failed": "🚨", "dry_run": "📝", "unknown": "❔"}
 
 
 @dataclass(frozen=True)
@@ -133,13 +73,15 @@ class GameDayReport:
     run_url: str | None
     outcome: str
     outcome_text: str
+    summary: str
     highest_held: int | None
     first_broken: int | None
     planned_steps: int
     started: float | None
     ended: float | None
     steps: tuple[ReportStep, ...]
-    guards: dict[str, str]
+    guards: tuple[NamedQuery, ...]
+    signals: tuple[NamedQuery, ...]
     guards_fired: tuple[GuardFired, ...]
     rollback: Rollback
     timeline: tuple[TimelineEntry, ...]
@@ -147,6 +89,20 @@ class GameDayReport:
     learnings: tuple[str, ...]
     runbook: str | None = None
     description: str = ""
+    service: str | None = None
+    dependency: str | None = None
+    #: Faults the proxies injected over the whole run (requests the rules fired on).
+    faults_total: float | None = None
+    #: Call attempts and retries per second towards the dependency before the first step.
+    baseline_calls_per_second: float | None = None
+    baseline_retries_per_second: float | None = None
+    #: Highest circuit breaker state seen over the run window; None if not measured.
+    breaker_peak: float | None = None
+    prometheus_url: str | None = None
+    #: The span the report looks at: the baseline's start to the run's end.
+    window: tuple[float, float] | None = None
+    charts: tuple[Chart, ...] = ()
+    series: tuple[Series, ...] = ()
     missing: tuple[str, ...] = field(default=())
 
     @property
@@ -154,155 +110,169 @@ class GameDayReport:
         """Whether rollback could not confirm the run is clean."""
         return self.outcome == "rollback_failed"
 
+    @property
+    def duration(self) -> float | None:
+        """Seconds from the first journal event to the run's end."""
+        if self.started is None or self.ended is None:
+            return None
+        return self.ended - self.started
 
-def _mean(window: Window | None, name: str) -> float | None:
-    stats: Stats | None = window.stats(name) if window else None
-    return stats.mean if stats else None
+    @property
+    def latest_expiry(self) -> float | None:
+        """When the last fault of the run expires by itself at the latest (its TTL)."""
+        return max((s.started + s.ttl for s in self.steps), default=None)
+
+    @property
+    def traffic_measured(self) -> bool:
+        """Whether any step has injected-fault, call or breaker figures from Prometheus."""
+        return any(value is not None for s in self.steps for value in (
+            s.faults_per_second, s.calls_per_second, s.retries_per_second, s.breaker_peak))
+
+    @property
+    def mark(self) -> str:
+        """An emoji for the outcome, for headings and chat."""
+        return OUTCOME_MARK.get(self.outcome, "❔")
+
+    @property
+    def headline(self) -> str:
+        """One line: scenario, environment, outcome, how far the ladder got."""
+        reach = (f"held {self.highest_held} of {self.planned_steps}" if self.highest_held
+                 else "no step held")
+        broke = f", broke at {self.first_broken}" if self.first_broken else ""
+        return (f"{self.mark} {self.scenario} in {self.environment}: {self.outcome_text} "
+                f"({reach}{broke})")
+
+    def series_named(self, name: str) -> Series | None:
+        """The curve ``name`` behind the charts, if any."""
+        return next((s for s in self.series if s.name == name), None)
+
+    def step_table(self) -> list[dict[str, str | float | int | None]]:
+        """One row per step: fault, dwell, result, metrics with deltas, faults per second."""
+        rows: list[dict[str, str | float | int | None]] = []
+        for step in self.steps:
+            row: dict[str, str | float | int | None] = {
+                "severity": step.severity, "fault": step.fault, "dwell_s": step.dwell,
+                "ran_s": _round(step.ran), "result": step.result}
+            for metric in step.metrics:
+                key = metric.name.replace(" latency", "").replace(" ", "_")
+                unit = "pct" if metric.unit == "%" else metric.unit
+                row[f"{key}_{unit}"] = _round(metric.observed)
+                row[f"{key}_baseline_{unit}"] = _round(metric.baseline)
+                row[f"{key}_delta_{unit}"] = _round(metric.delta)
+            row["faults_per_s"] = _round(step.faults_per_second)
+            row["signals"] = ", ".join(f"{s.name} {s.state}" for s in step.signals) or None
+            rows.append(row)
+        return rows
 
 
-def build_report(events: Sequence[Event], *, run_url: str | None = None,
-                 runbook: str | None = None, description: str = "") -> GameDayReport:
-    """The report of one run, from its journal alone."""
+def _round(value: float | None, digits: int = 3) -> float | None:
+    return None if value is None else float(f"{value:.{digits}g}")
+
+
+def run_window(events: Sequence[Event]) -> tuple[float, float] | None:
+    """The span the report looks at: the baseline's start to the run's end (or last event)."""
+    if not events:
+        return None
+    baseline = next((e.window for e in events if isinstance(e, BaselineEvent)), None)
+    ended = next((e for e in reversed(events) if isinstance(e, RunEndedEvent)), None)
+    start = baseline.start if baseline else events[0].at
+    end = ended.at if ended else max(e.at for e in events)
+    return start, max(end, start + 1)
+
+
+def _target(events: Sequence[Event]) -> tuple[str | None, str | None]:
+    """``service`` and ``dependency`` as a proxy's handle records them (``a/b``)."""
+    for event in events:
+        if isinstance(event, FaultAppliedEvent):
+            target = event.handle.extra.get("target")
+            if isinstance(target, str) and target:
+                service, _, dependency = target.partition("/")
+                return service, dependency or None
+    return None, None
+
+
+def build_report(events: Sequence[Event], *, run: str | None = None,
+                 observed: Observed | None = None,
+                 run_url: str | None = None, runbook: str | None = None,
+                 description: str = "", service: str | None = None,
+                 dependency: str | None = None, prometheus_url: str | None = None
+                 ) -> GameDayReport:
+    """The report of one run, from its journal and (optionally) what Prometheus saw.
+
+    ``run`` names the run when the journal lost its plan; ``service``/``dependency`` name
+    the target (default: as a proxy's handle recorded it);
+    ``prometheus_url`` gives chart links when nothing was fetched (``observed`` has its own).
+    """
     plan = next((e for e in events if isinstance(e, PlanEvent)), None)
     baseline = next((e.window for e in events if isinstance(e, BaselineEvent)), None)
     ended = next((e for e in reversed(events) if isinstance(e, RunEndedEvent)), None)
-    approver = next((e.data.get("approver") for e in events
-                     if isinstance(e, NoteEvent) and e.kind == "signoff_granted"), None)
-    steps, fired, timeline = _steps(events, baseline), _fired(events), _timeline(events)
-    rollback = _rollback(events)
-    missing = []
-    if plan is None:
-        missing.append("the plan (the journal has no plan event)")
-    if baseline is None:
-        missing.append("the baseline (not measured)")
-    if ended is None:
-        missing.append("the run's end (it may have crashed)")
+    approver = next((e.data.get("approver") for e in events if isinstance(e, NoteEvent)
+                     and e.kind in ("signoff_granted", "signoff")), None)
+    recorded_url = next((e.data.get("run_url") for e in events if isinstance(e, NoteEvent)
+                         and e.kind == "postmortem"), None)
+    found_service, found_dependency = _target(events)
+    service, dependency = service or found_service, dependency or found_dependency
+    window = run_window(events)
+    url = observed.prometheus_url if observed and observed.prometheus_url else prometheus_url
+    url = without_credentials(url) if url else None
+    series = _series(events, observed)
+    missing = _missing(plan is not None, baseline is not None, ended is not None, observed)
     outcome = ended.outcome if ended else "unknown"
+    faults_total = observed.get(FAULTS_TOTAL) if observed else None
+    breaker = observed.get(BREAKER_STATE) if observed else None
+    calls, retries = traffic_baseline(observed, baseline)
     report = GameDayReport(
-        run=plan.run if plan else "?", scenario=plan.scenario if plan else "?",
+        run=plan.run if plan else run or "?", scenario=plan.scenario if plan else "?",
         environment=plan.environment if plan else "?",
         requester=plan.requester if plan else "?",
-        approver=str(approver) if approver else None, run_url=run_url, outcome=outcome,
-        outcome_text=OUTCOME_TEXT.get(outcome, outcome),
+        approver=str(approver) if approver else None,
+        run_url=run_url or (str(recorded_url) if recorded_url else None),
+        outcome=outcome, outcome_text=OUTCOME_TEXT.get(outcome, outcome),
+        summary=ended.summary if ended else "",
         highest_held=ended.highest_held if ended else None,
         first_broken=ended.first_broken if ended else None,
         planned_steps=len(plan.steps) if plan else 0,
         started=events[0].at if events else None, ended=ended.at if ended else None,
-        steps=steps, guards={g.name: g.query for g in plan.guards} if plan else {},
-        guards_fired=fired,
-        rollback=rollback, timeline=timeline,
+        steps=steps(events, baseline, observed),
+        guards=tuple(NamedQuery(g.name, g.query) for g in plan.guards) if plan else (),
+        signals=tuple(NamedQuery(s.name, s.query) for s in plan.signals) if plan else (),
+        guards_fired=fired(events), rollback=rollback(events),
+        timeline=timeline(events, observed, dependency),
         notifications_dropped=sum(isinstance(e, NotificationDroppedEvent) for e in events),
-        learnings=(), runbook=runbook, description=description, missing=tuple(missing))
+        learnings=(), runbook=runbook, description=description, service=service,
+        dependency=dependency,
+        faults_total=max(v for _, v in faults_total.points) if faults_total else None,
+        baseline_calls_per_second=calls, baseline_retries_per_second=retries,
+        breaker_peak=max(v for _, v in breaker.points) if breaker else None,
+        prometheus_url=url, window=window,
+        charts=charts(series, baseline, url, window) if window else (),
+        series=series, missing=missing)
     return replace(report, learnings=learnings(report))
 
 
-@dataclass
-class _StepDraft:
-    fault: str
-    dwell: float
-    ttl: float
-    started: float
-    ended: float | None = None
-    held: bool | None = None
-    stopped_by: str | None = None
-    window: Window | None = None
-    results: tuple[SignalResult, ...] = ()
+def _series(events: Sequence[Event], observed: Observed | None) -> tuple[Series, ...]:
+    """The chart curves: Prometheus' where fetched, else the guards' own journaled samples."""
+    found = []
+    for name in (LATENCY_P95, LATENCY_P99, ERROR_RATE):
+        series = (observed.get(name) if observed else None) or journal_series(events, name)
+        if series is not None:
+            found.append(series)
+    return tuple(found)
 
 
-def _steps(events: Sequence[Event], baseline: Window | None) -> tuple[ReportStep, ...]:
-    drafts: dict[int, _StepDraft] = {}
-    for event in events:
-        if isinstance(event, StepStartedEvent):
-            drafts[event.severity] = _StepDraft(event.fault, event.dwell, event.ttl, event.at)
-        elif isinstance(event, HoldEndedEvent) and event.severity in drafts:
-            draft = drafts[event.severity]
-            draft.ended, draft.held = event.result.ended, event.result.held
-            draft.stopped_by = event.result.guard
-        elif isinstance(event, NoteEvent) and event.kind == "fault_vanished":
-            draft_or_none = drafts.get(int(event.data.get("severity") or 0))
-            if draft_or_none is not None:
-                draft_or_none.ended, draft_or_none.held = event.at, False
-                draft_or_none.stopped_by = "fault vanished"
-        elif isinstance(event, SignalsJudgedEvent) and event.severity in drafts:
-            drafts[event.severity].window = event.window
-            drafts[event.severity].results = event.results
-    return tuple(
-        ReportStep(
-            severity=severity, fault=d.fault, dwell=d.dwell, ttl=d.ttl, started=d.started,
-            ended=d.ended, held=d.held, stopped_by=d.stopped_by,
-            metrics=tuple(MetricRow(label, unit, _mean(baseline, f"metric:{name}"),
-                                    _mean(d.window, f"metric:{name}"))
-                          for name, label, unit in METRICS),
-            signals=tuple(SignalRow(r.name, r.state, r.summary) for r in d.results))
-        for severity, d in sorted(drafts.items()))
-
-
-def _fired(events: Sequence[Event]) -> tuple[GuardFired, ...]:
-    fired = []
-    started = {e.severity: e.at for e in events if isinstance(e, StepStartedEvent)}
-    reverts = [e.at for e in events if isinstance(e, FaultRevertedEvent | RevertFailedEvent)]
-    for event in events:
-        if not isinstance(event, HoldEndedEvent) or event.result.verdict is None:
-            continue
-        verdict = event.result.verdict
-        at = event.result.breached_at or verdict.at
-        later = [r for r in reverts if r >= at]
-        onset = started.get(event.severity)
-        fired.append(GuardFired(
-            guard=verdict.guard, severity=event.severity, observed=verdict.value, op=verdict.op,
-            threshold=verdict.threshold, state=verdict.state, at=at, summary=verdict.summary,
-            detect_seconds=at - onset if onset else None,
-            revert_seconds=min(later) - at if later else None))
-    return tuple(fired)
-
-
-def _rollback(events: Sequence[Event]) -> Rollback:
-    swept = tuple(e.message for e in events if isinstance(e, NoteEvent) and e.kind == "swept")
-    swept_handles = {e.data.get("run") for e in events if isinstance(e, NoteEvent)
-                     and e.kind == "swept"}
-    reverted = tuple(f"{e.handle.fault} at {e.endpoint}" for e in events
-                     if isinstance(e, FaultRevertedEvent) and e.handle is not None
-                     and e.labels.run not in swept_handles)
-    failed = tuple(f"{e.handle.fault if e.handle else 'fault'} at {e.endpoint}: {e.error}"
-                   for e in events if isinstance(e, RevertFailedEvent))
-    recovery = next((e for e in reversed(events) if isinstance(e, RecoveryEvent)), None)
-    return Rollback(reverted=reverted, failed=failed, swept=swept,
-                    recovered=recovery.recovered if recovery else None,
-                    recovery_seconds=recovery.seconds if recovery else None,
-                    recovery_detail=recovery.detail if recovery else "not measured")
-
-
-def _timeline(events: Sequence[Event]) -> tuple[TimelineEntry, ...]:
-    out = []
-    for event in events:
-        text = None
-        if isinstance(event, PlanEvent):
-            text = f"planned {len(event.steps)} step(s) by {event.requester}"
-        elif isinstance(event, BaselineEvent):
-            text = "baseline measured"
-        elif isinstance(event, StepStartedEvent):
-            text = f"step {event.severity}: {event.fault} for {event.dwell:g}s"
-        elif isinstance(event, FaultAppliedEvent):
-            text = f"fault applied at {event.handle.endpoint} (expires in " \
-                   f"{event.handle.expires_at - event.at:.0f}s)"
-        elif isinstance(event, HoldEndedEvent):
-            text = f"step {event.severity} {event.result.summary}"
-        elif isinstance(event, FaultRevertedEvent) and event.handle is not None:
-            text = f"reverted {event.handle.fault} (run {event.labels.run})"
-        elif isinstance(event, RevertFailedEvent):
-            text = f"REVERT FAILED: {event.error}"
-        elif isinstance(event, RecoveryEvent):
-            text = ("recovered" if event.recovered else "did not recover") + \
-                   (f" in {event.seconds:.1f}s" if event.seconds is not None else "") + \
-                   (f": {event.detail}" if event.detail else "")
-        elif isinstance(event, NoteEvent) and event.kind in {
-                "refused", "preflight", "preflight_failed", "swept", "fault_vanished", "error",
-                "signoff_granted", "signoff_refused", "cancelled"}:
-            text = f"{event.kind.replace('_', ' ')}: {event.message}"
-        elif isinstance(event, GuardSampleEvent) and event.verdict.stops:
-            text = f"guard {event.guard}: {event.verdict.summary}"
-        elif isinstance(event, RunEndedEvent):
-            text = f"run ended: {OUTCOME_TEXT.get(event.outcome, event.outcome)}"
-        if text:
-            out.append(TimelineEntry(event.at, text))
-    return tuple(out)
+def _missing(plan: bool, baseline: bool, ended: bool, observed: Observed | None
+             ) -> tuple[str, ...]:
+    found = []
+    if not plan:
+        found.append("the plan (the journal has no plan event)")
+    if not baseline:
+        found.append("the baseline (not measured)")
+    if not ended:
+        found.append("the run's end (it may have crashed)")
+    if observed is None:
+        found.append("Prometheus' view of the run (journal only): charts come from guard "
+                     "samples, no p95 curve, no injected-fault counts, no retry or circuit "
+                     "breaker data")
+    else:
+        found += observed.missing
+    return tuple(found)

@@ -103,3 +103,16 @@ def test_show_unknown_scenario_names_the_known_ones(capsys: pytest.CaptureFixtur
     """Asking for a scenario that does not exist lists those that do."""
     assert main(["catalog", "--catalog", str(REPO / "catalog"), "show", "nope"]) == 2
     assert "auth-latency-ladder" in capsys.readouterr().err
+
+
+def test_values_under_secret_keys_are_never_echoed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A stray field inside a secret reference is refused without printing its value."""
+    root = write(tmp_path, {"environments/e.yaml": """\
+name: e
+prometheus: {url: "http://127.0.0.1:9090", token: {env: PROM_TOKEN, value: hunter2-xyz}}
+"""})
+    assert main(["catalog", "validate", str(root)]) == 2
+    err = capsys.readouterr().err
+    assert "prometheus.token.value" in err and "hunter2" not in err

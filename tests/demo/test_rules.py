@@ -1,4 +1,4 @@
-"""The recording rules in deploy/prometheus: valid for Prometheus, and computing what they say."""
+"""The rules in deploy/prometheus: valid for Prometheus, computing and alerting as they say."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 RULES = Path(__file__).resolve().parents[2] / "deploy" / "prometheus"
 PROMTOOL = shutil.which("promtool")
@@ -29,6 +30,19 @@ def test_rules_pass_promtool_check() -> None:
 
 @needs_promtool
 def test_rules_pass_their_unit_tests() -> None:
-    """`promtool test rules` passes rules_test.yml (quantiles, error ratios, retries)."""
+    """`promtool test rules` passes rules_test.yml (recording rules and every alert)."""
     result = _promtool("test", "rules", "rules_test.yml")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_alert_has_a_firing_unit_test() -> None:
+    """Each alert in rules.yml is expected to fire in at least one test of rules_test.yml."""
+    rules = yaml.safe_load((RULES / "rules.yml").read_text())
+    alerts = {rule["alert"] for group in rules["groups"] for rule in group["rules"]
+              if "alert" in rule}
+    tests = yaml.safe_load((RULES / "rules_test.yml").read_text())["tests"]
+    fired = {case["alertname"] for test in tests for case in test.get("alert_rule_test", [])
+             if case.get("exp_alerts")}
+    assert alerts == {"ChaosFaultOrphaned", "ChaosFaultPastExpiry", "ChaosRunAborted",
+                      "ChaosRollbackFailed"}
+    assert alerts <= fired, alerts - fired

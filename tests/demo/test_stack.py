@@ -26,7 +26,9 @@ pytestmark = pytest.mark.integration
 
 def _recorded_rules() -> list[str]:
     groups = yaml.safe_load(RULES.read_text())["groups"]
-    return [rule["record"] for group in groups for rule in group["rules"] if "record" in rule]
+    # The gameday-chaos group records runs in progress: it has values only during a game day.
+    return [rule["record"] for group in groups if group["name"] != "gameday-chaos"
+            for rule in group["rules"] if "record" in rule]
 
 
 def test_every_target_is_up(demo_stack: DemoStack) -> None:

@@ -86,3 +86,44 @@ def test_a_crashing_sink_is_contained() -> None:
     assert notifier.flush(5)
     assert notifier.dropped[0][2] == "RuntimeError: bug"
     notifier.close()
+
+
+def test_close_runs_each_sinks_close_after_its_last_notice() -> None:
+    """A sink's close() runs once, in its own lane, after every notice it was given."""
+    class Closing:
+        name = "closing"
+
+        def __init__(self) -> None:
+            self.seen: list[str] = []
+
+        def send(self, notice: Notice) -> None:
+            time.sleep(0.05)
+            self.seen.append(notice.text)
+
+        def close(self) -> None:
+            self.seen.append("closed")
+
+    sink = Closing()
+    notifier = Notifier([sink])
+    for text in ("a", "b", "c"):
+        notifier.post(Notice("step", "r1", text))
+    notifier.close(timeout=5.0)
+    assert sink.seen == ["a", "b", "c", "closed"]
+
+
+def test_close_reports_a_notice_stuck_in_delivery_once() -> None:
+    """A notice a hung sink still holds at close is reported dropped, and only once."""
+    hung = HangingSink()
+    drops: list[tuple[str, str]] = []
+    notifier = Notifier([hung], on_drop=lambda s, n, r: drops.append((n.text, r)))
+    notifier.post(Notice("start", "r1", "stuck"))
+    notifier.post(Notice("step", "r1", "queued"))
+    time.sleep(0.1)
+    started = time.monotonic()
+    notifier.close(timeout=0.2, grace=0.3)
+    assert time.monotonic() - started < 2.0
+    hung.release.set()
+    time.sleep(0.1)
+    assert drops == [("queued", "run ended before delivery"),
+                     ("stuck", "run ended while it was being delivered (the sink did not "
+                               "answer in time)")]

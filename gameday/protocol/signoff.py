@@ -1,0 +1,179 @@
+"""Two-person sign-off: a second person approves the exact plan before a severe ladder runs.
+
+From the environment's ``sign_off_severity`` on, the flow pauses (Prefect's ``pause_flow_run``
+with a form) and shows the plan and its hash. The approver types their name, which must differ
+from the requester's, and the hash, which must match the plan as it is now. Prefect validates
+the form against its JSON schema only; these checks run after Prefect accepted the resume,
+so a refused answer pauses the run again under a new key. No answer within the timeout ends
+the run with nothing injected. Every request, refusal and grant is journaled.
+
+Prefect OSS has no user identity: a name is typed text. This guards against mistakes (a
+misclick, a plan that changed, approving one's own run), not against a determined insider.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+
+from pydantic import BaseModel, Field, ValidationError
+
+from gameday.journal import NoteEvent
+from gameday.protocol.context import RunContext, endpoint_key
+
+#: Seconds between checks for an answer while paused (Prefect's default of 10 feels stuck).
+POLL_SECONDS = 1
+
+
+class SignOff(BaseModel):
+    """The form a second person fills in to approve (or refuse) a game day."""
+
+    approver: str = Field(min_length=1, max_length=100,
+                          description="Your name. It must not be the requester's.")
+    plan_hash: str = Field(min_length=1, max_length=64,
+                           description="The plan hash shown above, typed again.")
+    approve: bool = Field(True, description="Untick to refuse this game day.")
+
+
+@dataclass(frozen=True)
+class Decision:
+    """How the sign-off ended."""
+
+    granted: bool
+    approver: str | None
+    reason: str
+
+
+def needs_sign_off(ctx: RunContext) -> bool:
+    """Whether the planned ladder reaches the environment's sign-off severity."""
+    threshold = ctx.environment.sign_off_severity
+    return threshold is not None and bool(ctx.severities) and max(ctx.severities) >= threshold
+
+
+def plan_document(ctx: RunContext) -> dict[str, object]:
+    """What is being approved: scenario, environment, target, and every step with its TTL."""
+    scenario = ctx.scenario
+    return {
+        "scenario": scenario.name, "environment": ctx.environment.name,
+        "target": {"service": scenario.target.service,
+                   "dependency": scenario.target.dependency,
+                   "driver": ctx.endpoint.driver, "at": endpoint_key(ctx.endpoint)},
+        "steps": [{"severity": s,
+                   "fault": scenario.step_fault(s).model_dump(mode="json", exclude_none=True),
+                   "dwell": scenario.steps[s - 1].dwell, "ttl": scenario.ttl(s)}
+                  for s in ctx.severities],
+    }
+
+
+def plan_hash(ctx: RunContext) -> str:
+    """Twelve hex digits of the plan's SHA-256: any change to the plan changes them."""
+    text = json.dumps(plan_document(ctx), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def review(answer: SignOff, requester: str, expected: str) -> list[str]:
+    """Why ``answer`` cannot approve the plan hashed ``expected``; empty means approved."""
+    problems = []
+    approver = answer.approver.strip()
+    if not approver:
+        problems.append("type your name as the approver")
+    elif approver.casefold() == requester.strip().casefold():
+        problems.append(f"the approver must be a second person, not the requester "
+                        f"({requester})")
+    typed = "".join(answer.plan_hash.split()).lower()
+    if typed != expected:
+        problems.append(f"the plan hash does not match the plan (typed {typed[:20]!r})")
+    return problems
+
+
+def describe(ctx: RunContext, digest: str, problems: list[str] | None = None) -> str:
+    """The markdown the sign-off form shows above its fields."""
+    scenario = ctx.scenario
+    target = scenario.target.service + (f" → {scenario.target.dependency}"
+                                         if scenario.target.dependency else "")
+    lines = [f"### Sign-off needed: `{scenario.name}` in `{ctx.environment.name}`", ""]
+    if problems:
+        lines += ["**The last answer was refused:** " + "; ".join(problems) + ".", ""]
+    lines += [f"Requested by **{ctx.requester}**. From severity "
+              f"{ctx.environment.sign_off_severity} on, a second person must approve the "
+              f"exact plan. Target: {target} ({ctx.endpoint.driver} at "
+              f"`{endpoint_key(ctx.endpoint)}`).", "",
+              "| severity | fault | dwell | expires by itself after |", "|---:|---|---:|---:|"]
+    for s in ctx.severities:
+        lines.append(f"| {s} | {scenario.step_fault(s).summary()} | "
+                     f"{scenario.steps[s - 1].dwell:g} s | {scenario.ttl(s):g} s |")
+    lines += ["", f"Plan hash: **`{digest}`**", "",
+              "To approve, type your name (not the requester's) and the plan hash. Untick "
+              "*approve* to refuse the game day. Prefect has no user accounts: this check "
+              "prevents mistakes, not a determined insider."]
+    return "\n".join(lines)
+
+
+async def await_sign_off(ctx: RunContext, timeout: float) -> Decision:
+    """Pause the flow run until a second person approves the plan, refuses it, or time runs
+    out. Must be called inside a Prefect flow run."""
+    from prefect.exceptions import FlowPauseTimeout
+    from prefect.flow_runs import apause_flow_run
+    from prefect.input import RunInput
+
+    digest = plan_hash(ctx)
+    severity = ctx.environment.sign_off_severity
+    deadline = time.monotonic() + timeout
+    ctx.journal.write(NoteEvent(kind="signoff_requested", message=f"plan {digest} needs a "
+                                "second person", data={"plan_hash": digest, "severity": severity,
+                                                      "requester": ctx.requester}))
+    ctx.notify("signoff_requested", f"{ctx.scenario.name} in {ctx.environment.name} by "
+               f"{ctx.requester} reaches severity {severity}: a second person must approve "
+               f"plan {digest} in the Prefect UI within {timeout:g}s", level="warning",
+               severity=severity, plan_hash=digest)
+    problems: list[str] = []
+    attempt = 0
+    while True:
+        left = int(deadline - time.monotonic())
+        if left < 1:
+            return _timed_out(ctx, timeout)
+        attempt += 1
+        form = RunInput.subclass_from_base_model_type(SignOff).with_initial_data(
+            description=describe(ctx, digest, problems), approver="", plan_hash="")
+        try:
+            # A new key per attempt: Prefect refuses to pause twice under one key.
+            raw = await apause_flow_run(wait_for_input=form, timeout=left,
+                                        poll_interval=POLL_SECONDS, key=f"signoff-{attempt}")
+            answer = SignOff.model_validate(raw, from_attributes=True)
+        except FlowPauseTimeout:
+            return _timed_out(ctx, timeout)
+        except ValidationError as exc:
+            problems = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
+                        for e in exc.errors(include_url=False)]
+            _refused(ctx, None, problems)
+            continue
+        approver = answer.approver.strip()
+        if not answer.approve:
+            reason = f"refused by {approver or 'a reviewer'} at sign-off; nothing injected"
+            _refused(ctx, approver, [reason])
+            return Decision(False, approver, reason)
+        problems = review(answer, ctx.requester, digest)
+        if problems:
+            _refused(ctx, approver, problems)
+            continue
+        ctx.journal.write(NoteEvent(kind="signoff_granted", message=f"plan {digest} approved by "
+                                    f"{approver}", data={"approver": approver,
+                                                        "plan_hash": digest}))
+        ctx.notify("signoff_granted", f"plan {digest} approved; the ladder starts",
+                   approver=approver, severity=severity)
+        return Decision(True, approver, f"approved by {approver}")
+
+
+def _refused(ctx: RunContext, approver: str | None, problems: list[str]) -> None:
+    ctx.journal.write(NoteEvent(kind="signoff_refused", message="; ".join(problems),
+                                data={"approver": approver}))
+
+
+def _timed_out(ctx: RunContext, timeout: float) -> Decision:
+    reason = f"no sign-off within {timeout:g}s; nothing injected"
+    ctx.journal.write(NoteEvent(kind="signoff_refused", message=reason,
+                                data={"approver": None, "timed_out": True}))
+    ctx.notify("signoff_timed_out", reason, level="warning")
+    return Decision(False, None, reason)

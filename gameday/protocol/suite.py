@@ -1,0 +1,75 @@
+"""A suite run (the weekly resilience run): which scenarios run, capped where, skipped why.
+
+A scheduled run has no second person, so nothing may reach the environment's sign-off
+severity: a scenario whose ladder reaches it is skipped (or, if asked, run up to the step
+below it), and every run's max severity is capped below it. Scenarios outside their trigger
+window, or without the traffic their ``min_load`` asks for, are skipped with the reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from gameday.errors import GuardError
+from gameday.models import Environment, Scenario, render_query
+
+
+@dataclass(frozen=True)
+class SuiteItem:
+    """One scenario of a suite run: the cap it runs under, or why it does not run."""
+
+    scenario: Scenario
+    max_severity: int | None = None
+    skip: str | None = None
+
+
+def suite_scenarios(scenarios: Iterable[Scenario], suite: str) -> list[Scenario]:
+    """The scenarios in ``suite``, in catalog order."""
+    return [s for s in scenarios if suite in s.suites]
+
+
+def plan_suite(scenarios: Iterable[Scenario], environment: Environment, now: datetime,
+               below_sign_off: bool = False) -> list[SuiteItem]:
+    """Each scenario with its cap or its reason to skip (pure; ``now`` timezone-aware)."""
+    threshold = environment.sign_off_severity
+    planned = []
+    for scenario in scenarios:
+        window = scenario.trigger.window
+        cap = scenario.max_severity if threshold is None else min(scenario.max_severity,
+                                                                 threshold - 1)
+        skip = None
+        if environment.name not in scenario.environments:
+            skip = f"may not run in {environment.name} (allowed: " \
+                   f"{', '.join(scenario.environments)})"
+        elif not window.contains(now):
+            skip = (f"outside its window ({','.join(window.days)} {window.hours} "
+                    f"{window.timezone})")
+        elif threshold is not None and cap < 1:
+            skip = (f"every step needs a second person (sign-off from severity {threshold}); "
+                    "a scheduled run has none")
+        elif threshold is not None and scenario.max_severity >= threshold and not below_sign_off:
+            skip = (f"its ladder reaches severity {threshold}, which needs a second person; "
+                    "a scheduled run has none")
+        planned.append(SuiteItem(scenario, None if skip else cap, skip))
+    return planned
+
+
+async def min_load_problem(scenario: Scenario, environment: Environment) -> str | None:
+    """Why the scenario's ``min_load`` is not met now, or None (also when it has none)."""
+    min_load = scenario.trigger.min_load
+    if min_load is None:
+        return None
+    from gameday.guards import Prometheus
+
+    query = render_query(min_load.query, scenario.target, environment.prometheus.window)
+    with Prometheus.from_settings(environment.prometheus) as prometheus:
+        try:
+            value = await prometheus.value(query)
+        except GuardError as exc:
+            return f"min_load could not be measured: {exc}"
+    if value is None or value < min_load.at_least:
+        shown = "no data" if value is None else f"{value:.4g}"
+        return f"below min_load: {shown}, needs at least {min_load.at_least:g}"
+    return None
