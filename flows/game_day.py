@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import uuid
 from collections.abc import AsyncIterator
 from enum import StrEnum
@@ -180,10 +181,13 @@ async def _run_ladder(ctx: RunContext) -> dict[str, Any]:
     finally:
         rollback = revert_run(ctx.run, ctx.environment, journal=ctx.journal)
         _announce_rollback(ctx, rollback)
-        if escalation is None:  # leaving by an exception: record the end now, synchronously
-            _end(ctx, decide(None, None, rollback, error=error, cancelled=cancelled))
+        stopped = bool(rollback.deferred_signals)  # a stop asked for while we reverted
+        if escalation is None or stopped:  # leaving early: record the end now, synchronously
+            _end(ctx, decide(None, None, rollback, error=error, cancelled=cancelled or stopped))
             write_postmortem(ctx.run, runbook=ctx.scenario.runbook,
                              description=ctx.scenario.description, run_url=_run_url())
+        for sig in dict.fromkeys(rollback.deferred_signals):
+            signal.raise_signal(sig)
     recovered, seconds = await recover_phase(ctx)
     ctx.notify("recovery", f"recovered in {seconds:.1f}s" if recovered
                else "signals did not return to the baseline in time",

@@ -55,7 +55,11 @@ class RollbackResult:
 
 @contextlib.contextmanager
 def signals_held() -> Iterator[list[int]]:
-    """Hold SIGINT/SIGTERM back for the duration (main thread only; elsewhere a no-op)."""
+    """Hold SIGINT/SIGTERM back for the duration (main thread only; elsewhere a no-op).
+
+    What was held back is returned to the caller (``RollbackResult.deferred_signals``), which
+    delivers it once the run's end is recorded.
+    """
     received: list[int] = []
 
     def remember(signum: int, frame: FrameType | None) -> None:

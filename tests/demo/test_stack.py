@@ -62,7 +62,7 @@ def test_environment_file_references_the_token(demo_stack: DemoStack) -> None:
     assert demo_env(demo_stack.state_dir) == {
         TOKEN_VARIABLE: demo_stack.token,
         "PREFECT_API_URL": str(demo_stack.state.prefect_api_url)}
-    assert environment.prefect_api_url is None
+    assert environment.prefect_api_url == demo_stack.state.prefect_api_url
 
 
 def test_up_twice_refuses_and_leaves_the_stack_alone(demo_stack: DemoStack) -> None:
