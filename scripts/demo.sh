@@ -6,6 +6,8 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 bin=.venv/bin
 scenario=${GAMEDAY_DEMO_SCENARIO:-auth-latency-ladder}
+# The demo's findings stay in its state folder, not in the catalog's history.
+export GAMEDAY_HISTORY=${GAMEDAY_HISTORY:-$PWD/.gameday/history}
 
 $bin/chaosctl catalog validate || exit 2
 $bin/chaosctl catalog list
