@@ -87,16 +87,10 @@ class Bench:
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 start_new_session=True)
 
-    def run(self, *args: str, env_file: Path | None = None, timeout: float = 180.0
-            ) -> tuple[int, str]:
+    def run(self, *args: str, env_file: Path | None = None, timeout: float = 180.0,
+            **extra: str) -> tuple[int, str]:
         """Run ``chaosctl start ARGS`` to its end; exit code and output."""
-        proc = self.start(*args, env_file=env_file)
-        try:
-            out, _ = proc.communicate(timeout=timeout)
-        finally:
-            if proc.poll() is None:
-                stop(proc.pid)
-        return proc.returncode, out
+        return finished(self.start(*args, env_file=env_file, **extra), timeout)
 
     def rules(self, dependency: str = "auth-service", admin: str | None = None
               ) -> list[dict[str, Any]]:
@@ -133,6 +127,16 @@ class Bench:
         raise AssertionError(f"no rule of {scenario} appeared within {timeout:g}s")
 
 
+def finished(proc: subprocess.Popen[str], timeout: float = 120.0) -> tuple[int, str]:
+    """Wait for a ``chaosctl start`` process (stopped by PID if it overstays); code, output."""
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            stop(proc.pid)
+    return proc.returncode, out
+
+
 def signal_group(proc: subprocess.Popen[str], sig: int) -> None:
     """Send ``sig`` to the process group of ``proc`` (as a terminal's Ctrl-C does)."""
     os.killpg(proc.pid, sig)
@@ -166,4 +170,4 @@ def dump(events: list[Event]) -> str:
     return "\n".join(json.dumps(e.model_dump(mode="json"))[:300] for e in events)
 
 
-__all__ = ["Bench", "alive", "dump", "outcome", "signal", "signal_group"]
+__all__ = ["Bench", "alive", "dump", "finished", "outcome", "signal", "signal_group"]

@@ -3,24 +3,13 @@
 from __future__ import annotations
 
 import signal
-import subprocess
 import time
 
 import pytest
 
-from gameday.procs import stop
-from tests.flows.conftest import Bench, dump, outcome, signal_group
+from tests.flows.conftest import Bench, dump, finished, outcome, signal_group
 
 pytestmark = pytest.mark.integration
-
-
-def finished(proc: subprocess.Popen[str], timeout: float = 120.0) -> tuple[int, str]:
-    try:
-        out, _ = proc.communicate(timeout=timeout)
-    finally:
-        if proc.poll() is None:
-            stop(proc.pid)
-    return proc.returncode, out
 
 
 def test_run_that_passes_every_step(bench: Bench) -> None:

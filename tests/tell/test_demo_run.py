@@ -49,13 +49,7 @@ def slack_env(bench: Bench, slack: FakeSlack, **settings: Any) -> Path:
 def run(bench: Bench, scenario: str, env_file: Path, timeout: float = 180.0,
         **env: str) -> tuple[int, str]:
     """``chaosctl start`` to its end; exit code and output."""
-    proc = bench.start(scenario, env_file=env_file, **env)
-    try:
-        out, _ = proc.communicate(timeout=timeout)
-    finally:
-        if proc.poll() is None:
-            stop(proc.pid)
-    return proc.returncode, out
+    return bench.run(scenario, env_file=env_file, timeout=timeout, **env)
 
 
 def assert_no_secret(secret: str, bench: Bench, slack: FakeSlack, out: str) -> None:
