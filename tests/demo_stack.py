@@ -30,6 +30,11 @@ from gameday.load import load_one
 from gameday.models import Environment
 
 
+#: user-service's 5xx share over the last 4 s, in percent (0 when there are no errors).
+CALM = ('100 * (sum(rate(service_requests_total{service="user-service", code=~"5.."}[4s]))'
+        ' or vector(0)) / sum(rate(service_requests_total{service="user-service"}[4s]))')
+
+
 @dataclass(frozen=True)
 class DemoStack:
     """A running demo stack and helpers to observe and disturb it."""
@@ -102,6 +107,10 @@ class DemoStack:
                 return value
             time.sleep(0.5)
         raise AssertionError(f"{promql} never met the check within {timeout:g}s (last {value})")
+
+    def wait_calm(self, timeout: float = 60.0) -> None:
+        """Wait until user-service answers without 5xx (a tripped breaker has closed again)."""
+        self.wait_for(CALM, lambda errors: errors < 1.0, timeout=timeout)
 
     def _admin(self, dependency: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
         response = httpx.request(method, f"{self.proxy_admin[dependency]}{path}",

@@ -163,6 +163,8 @@ def ui(deployed: Deployed, request: pytest.FixtureRequest) -> Iterator[Deployed]
 
 @pytest.fixture
 def bench(ui: Deployed) -> Iterator[Deployed]:
-    """The module's deployments and worker; faults cleared after the test."""
+    """The module's deployments and worker, on a calm service; faults cleared after the test."""
+    ui.stack.clear_faults()
+    ui.stack.wait_calm()  # a breaker tripped by an earlier test would fail preflight
     yield ui
     ui.stack.clear_faults()

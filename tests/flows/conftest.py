@@ -155,6 +155,10 @@ def bench(demo_stack: DemoStack, tmp_path: Path) -> Iterator[Bench]:
     items = [common | s for s in SCENARIOS]
     (catalog / "scenarios" / "tests.yaml").write_text(yaml.safe_dump(items))
     bench = Bench(demo_stack, tmp_path)
+    # An earlier test may have tripped user-service's breaker: start from a calm service, or
+    # preflight would rightly refuse with a guard already breached.
+    demo_stack.clear_faults()
+    demo_stack.wait_calm()
     yield bench
     demo_stack.clear_faults()
 
