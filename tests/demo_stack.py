@@ -29,7 +29,6 @@ from gameday.demo.state import TOKEN_VARIABLE, StackState
 from gameday.load import load_one
 from gameday.models import Environment
 
-
 #: user-service's 5xx share over the last 4 s, in percent (0 when there are no errors).
 CALM = ('100 * (sum(rate(service_requests_total{service="user-service", code=~"5.."}[4s]))'
         ' or vector(0)) / sum(rate(service_requests_total{service="user-service"}[4s]))')
