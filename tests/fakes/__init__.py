@@ -1,1 +1,1 @@
-"""Fakes of what cannot run here (the Kubernetes API)."""
+"""Fakes of what cannot run here: the Kubernetes API and Slack's Web API."""

@@ -28,11 +28,12 @@ import threading
 import time
 import uuid
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 from tests.fakes import chaos_mesh_rules as rules
+from tests.fakes.server import LoopbackServer
 
 FINALIZER = "chaos-mesh/records"
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -79,25 +80,18 @@ class FakeKubernetes:
         self._recover_at: dict[tuple[str, str, str], float] = {}
         self._versions = itertools.count(1)
         self._lock = threading.RLock()
-        self._server: ThreadingHTTPServer | None = None
+        self._server = LoopbackServer()
 
     # --- lifecycle ----------------------------------------------------------------------------
 
     def start(self) -> FakeKubernetes:
         """Serve on a free port of 127.0.0.1 from a daemon thread."""
-        handler = type("Handler", (_Handler,), {"fake": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True,
-                         name="fake-kubernetes").start()
+        self._server.start(_Handler, self, "fake-kubernetes")
         return self
 
     def stop(self) -> None:
         """Stop serving."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        self._server.stop()
 
     def __enter__(self) -> FakeKubernetes:
         return self.start()
@@ -108,8 +102,7 @@ class FakeKubernetes:
     @property
     def url(self) -> str:
         """Base URL of the API."""
-        assert self._server is not None, "start() the fake first"
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return self._server.url
 
     def api_client(self) -> Any:
         """A ``kubernetes.client.ApiClient`` that talks to this fake."""

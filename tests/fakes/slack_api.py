@@ -21,9 +21,11 @@ import json
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlparse
+
+from tests.fakes.server import LoopbackServer
 
 CHANNEL_ID = "C0GAMEDAY"
 WEBHOOK_PATH = "/services/T0GAMEDAY/B0GAMEDAY/webhooksecretpart0001"
@@ -68,26 +70,19 @@ class FakeSlack:
         self._released = threading.Event()
         self._ts = itertools.count(1)
         self._lock = threading.RLock()
-        self._server: ThreadingHTTPServer | None = None
+        self._server = LoopbackServer()
 
     # --- lifecycle ----------------------------------------------------------------------------
 
     def start(self) -> FakeSlack:
         """Serve on a free port of 127.0.0.1 from a daemon thread."""
-        handler = type("Handler", (_Handler,), {"fake": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True,
-                         name="fake-slack").start()
+        self._server.start(_Handler, self, "fake-slack")
         return self
 
     def stop(self) -> None:
         """Release hung requests and stop serving."""
         self.release()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        self._server.stop()
 
     def __enter__(self) -> FakeSlack:
         return self.start()
@@ -98,8 +93,7 @@ class FakeSlack:
     @property
     def url(self) -> str:
         """Base URL of the fake."""
-        assert self._server is not None, "start() the fake first"
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return self._server.url
 
     @property
     def api_url(self) -> str:
