@@ -15,10 +15,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-
-def _api_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--api", default=None, metavar="URL",
-                        help="Prefect API (default: $PREFECT_API_URL, else the running demo's)")
+from gameday.commands import add_api_option
 
 
 def register(subparsers: Any) -> None:
@@ -36,7 +33,7 @@ def register(subparsers: Any) -> None:
     reg.add_argument("--env", action="append", default=[], metavar="NAME",
                      help="also create this environment's limit (default: every environment "
                      "of the catalog and the state folder)")
-    _api_option(reg)
+    add_api_option(reg)
     reg.set_defaults(handler=_register)
 
     env = subparsers.add_parser(
@@ -50,7 +47,7 @@ def register(subparsers: Any) -> None:
         "Secrets it references ({env: VAR} or {block: NAME}) are read now and stored in the "
         "blocks; they are never printed. Blocks win over files for a name (see README).")
     imp.add_argument("file", type=Path, help="environment file (YAML)")
-    _api_option(imp)
+    add_api_option(imp)
     imp.set_defaults(handler=_import)
 
 

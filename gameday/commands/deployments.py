@@ -14,10 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-
-def _api_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--api", default=None, metavar="URL",
-                        help="Prefect API (default: $PREFECT_API_URL, else the running demo's)")
+from gameday.commands import add_api_option
 
 
 def register(subparsers: Any) -> None:
@@ -27,7 +24,7 @@ def register(subparsers: Any) -> None:
         description="Create the 'gameday' process work pool unless it exists, run 'prefect "
         "deploy --all' from the checkout (game-day, weekly-resilience, sweep) and install the "
         "reaper. Idempotent.")
-    _api_option(deploy)
+    add_api_option(deploy)
     deploy.add_argument("--no-reaper", action="store_true",
                         help="do not install the reaper's automations")
     deploy.set_defaults(handler=_deploy)
@@ -40,7 +37,7 @@ def register(subparsers: Any) -> None:
     install = sub.add_parser("install", help="create or update both automations",
                              description="Create or update gameday-reaper and gameday-zombies "
                              "(needs the sweep deployment). Idempotent.")
-    _api_option(install)
+    add_api_option(install)
     install.set_defaults(handler=_reaper)
 
     ui = subparsers.add_parser(

@@ -81,8 +81,9 @@ def _start(args: argparse.Namespace) -> int:
         raise ConfigError(f"no Prefect server for environment {environment.name!r}: set "
                           "prefect_api_url in its file or PREFECT_API_URL (chaosctl demo up "
                           "starts one for the demo)")
-    _check_prefect(api)
-    os.environ["PREFECT_API_URL"] = api
+    from gameday.orchestration.provision import use_api
+
+    use_api(api)
     requester = args.requester or (mission.requester if mission else None) or os.environ.get(
         "GAMEDAY_REQUESTER") or os.environ.get("USER") or "unknown"
     from flows.game_day import game_day
@@ -117,15 +118,6 @@ async def _result(state: Any) -> Any:
     if asyncio.iscoroutine(value):
         value = await value
     return value
-
-
-def _check_prefect(api: str) -> None:
-    import httpx
-
-    try:
-        httpx.get(f"{api.rstrip('/')}/health", timeout=5.0).raise_for_status()
-    except httpx.HTTPError as exc:
-        raise ConfigError(f"the Prefect server at {api} does not answer: {exc}") from exc
 
 
 def _status(args: argparse.Namespace) -> int:
