@@ -31,7 +31,6 @@ import httpx
 
 from gameday.demo.stack import UpOptions, down, up
 from gameday.demo.state import TOKEN_VARIABLE, StackState, load_state, read_token
-from gameday.drivers.base import FaultSpec, Labels
 from gameday.drivers.proxy import ProxyDriver
 from gameday.faults import LatencyFault
 from gameday.guards import GuardQuery, Prometheus, guard_query, hold, judge, stale_bound
@@ -44,6 +43,7 @@ from gameday.journal import (
 )
 from gameday.load import load_default, load_one
 from gameday.models import Environment, Guard, SignalTemplate, Target
+from gameday.records import FaultSpec, Labels
 
 FAULT_MS = 300.0  # under user-service's 500 ms profile-store timeout: slow, not failing
 TARGET = Target(service="user-service", dependency="profile-store")

@@ -13,28 +13,22 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from gameday.drivers.base import Handle, Labels
 from gameday.errors import JournalError
 from gameday.guards.hold import HoldResult, Recorder
 from gameday.guards.queries import GuardQuery
 from gameday.guards.rules import Sample, Verdict
 from gameday.guards.signals import SignalResult, Window
-
-REDACTED = "[redacted]"
-_SECRET_NAME = re.compile(r"(?i)token|passw(or)?d|secret|api[_-]?key|authorization|credential"
-                          r"|cookie|private[_-]?key")
-#: Shorter environment values are not treated as secrets: they would redact ordinary words.
-_MIN_SECRET_LENGTH = 6
+from gameday.records import Handle, Labels
+from gameday.redact import redact, secret_values
 
 
 class _Event(BaseModel):
@@ -203,34 +197,6 @@ Event = Annotated[
     Field(discriminator="event"),
 ]
 _EVENT: TypeAdapter[Event] = TypeAdapter(Event)
-
-
-# --- redaction ----------------------------------------------------------------------------
-
-
-def secret_values(environ: Mapping[str, str] | None = None) -> list[str]:
-    """Values of environment variables whose names look secret (``*_TOKEN``, ``*PASSWORD``…)."""
-    env = os.environ if environ is None else environ
-    return [value for name, value in env.items()
-            if _SECRET_NAME.search(name) and len(value) >= _MIN_SECRET_LENGTH]
-
-
-def redact(data: Any, secrets: Iterable[str] = ()) -> Any:
-    """``data`` with secret-named keys' values and every occurrence of ``secrets`` replaced."""
-    known = sorted({s for s in secrets if len(s) >= _MIN_SECRET_LENGTH}, key=len, reverse=True)
-
-    def walk(node: Any) -> Any:
-        if isinstance(node, dict):
-            return {key: REDACTED if isinstance(key, str) and _SECRET_NAME.search(key)
-                    and node[key] is not None else walk(node[key]) for key in node}
-        if isinstance(node, list | tuple):
-            return [walk(item) for item in node]
-        if isinstance(node, str):
-            for secret in known:
-                node = node.replace(secret, REDACTED)
-        return node
-
-    return walk(data)
 
 
 # --- writing and reading ------------------------------------------------------------------

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from gameday.drivers.base import Driver, FaultSpec, Handle
+from gameday.drivers.base import Driver
+from gameday.records import FaultSpec, Handle
 
 
 def check_driver_contract(make_driver: Callable[[], Driver], spec: FaultSpec,

@@ -14,13 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from gameday.drivers.base import Handle, Labels
 from gameday.guards.hold import HoldResult
 from gameday.guards.queries import GuardQuery, SignalQuery
 from gameday.guards.rules import Sample, judge
 from gameday.guards.signals import Measured, Window, judge_signal, summarize
 from gameday.journal import (
-    REDACTED,
     BaselineEvent,
     Event,
     FaultAppliedEvent,
@@ -41,9 +39,10 @@ from gameday.journal import (
     StepStartedEvent,
     handles_to_revert,
     read_journal,
-    redact,
 )
 from gameday.models import Guard, Signal
+from gameday.records import Handle, Labels
+from gameday.redact import REDACTED, redact
 
 LABELS = Labels(run="run-1", scenario="auth-latency-ladder", environment="demo", step=1)
 TOKEN = "tok-3c1f9a7e5b2d4e6f8a0b"

@@ -9,9 +9,10 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from gameday.drivers.base import Driver, FaultSpec, Handle, Labels
+from gameday.drivers.base import Driver
 from gameday.errors import ConfigError
 from gameday.models import Endpoint, Environment
+from gameday.records import FaultSpec, Handle, Labels
 
 #: Driver kind → ``module:factory`` taking an ``Endpoint``.
 DRIVERS: dict[str, str] = {

@@ -12,8 +12,8 @@ import re
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from gameday.drivers.base import Labels
 from gameday.errors import DriverError, DriverUnreachable
+from gameday.records import Labels
 
 T = TypeVar("T")
 

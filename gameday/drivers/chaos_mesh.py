@@ -21,10 +21,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from gameday.drivers import _k8s
-from gameday.drivers.base import FaultSpec, Handle
 from gameday.drivers.chaos_specs import GROUP, PLURALS, VERSION, ChaosOptions, Level, experiment
 from gameday.errors import DriverError
 from gameday.models import Endpoint
+from gameday.records import FaultSpec, Handle
 
 PAUSE_ANNOTATION = "experiment.chaos-mesh.org/pause"
 

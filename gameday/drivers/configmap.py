@@ -26,10 +26,10 @@ from typing import Any
 from pydantic import ValidationError
 
 from gameday.drivers import _k8s
-from gameday.drivers.base import FaultSpec, Handle
 from gameday.errors import DriverError
 from gameday.injector.rules import HTTP_FAULT_KINDS, Rule, new_rule_id, target_name
 from gameday.models import Endpoint
+from gameday.records import FaultSpec, Handle
 
 DEFAULT_KEY = "rules.json"
 #: Attempts of one read-modify-write when another writer keeps changing the ConfigMap.

@@ -12,10 +12,10 @@ from typing import Any
 import httpx
 from pydantic import ValidationError
 
-from gameday.drivers.base import FaultSpec, Handle
 from gameday.errors import DriverError, DriverUnreachable
 from gameday.injector.rules import Rule
 from gameday.models import Endpoint
+from gameday.records import FaultSpec, Handle
 
 
 class ProxyDriver:

@@ -25,11 +25,11 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from gameday import procs
-from gameday.drivers.base import FaultSpec, Handle, Labels
 from gameday.errors import DriverError
 from gameday.faults import CpuFault, MemoryFault
 from gameday.models import Endpoint
 from gameday.paths import state_dir
+from gameday.records import FaultSpec, Handle, Labels
 
 WORKER = Path(__file__).with_name("_stress_worker.py")
 

@@ -17,9 +17,9 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from gameday.drivers.base import Labels
 from gameday.faults import AbortFault, BandwidthFault, BlackholeFault, LatencyFault, ResetFault
 from gameday.models import Target
+from gameday.records import Labels
 
 #: The catalog faults that act on HTTP calls, told apart by ``kind``.
 HttpFault = Annotated[

@@ -140,7 +140,7 @@ class SlackSink:
         Notices carry driver and Prometheus errors verbatim; like the journal, chat hides the
         values of secret-looking environment variables and the sink's own credentials.
         """
-        from gameday.journal import redact, secret_values
+        from gameday.redact import redact, secret_values
 
         message = self.layout.message(notice)
         secrets = [*secret_values(), self.config.token or "", self.config.webhook_url or ""]

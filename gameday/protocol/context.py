@@ -10,7 +10,7 @@ import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from gameday.drivers.base import Driver, FaultSpec, Labels
+from gameday.drivers.base import Driver
 from gameday.guards import GuardQuery, Prometheus, SignalQuery, Window
 from gameday.journal import Journal
 from gameday.models import Endpoint, Environment, Scenario
@@ -18,6 +18,7 @@ from gameday.notify import Notice, Notifier
 from gameday.notify.core import Level
 from gameday.protocol.checks import Request
 from gameday.protocol.lock import EnvironmentLock
+from gameday.records import FaultSpec, Labels
 
 
 def endpoint_key(endpoint: Endpoint) -> str:

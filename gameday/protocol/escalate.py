@@ -11,7 +11,6 @@ import asyncio
 import time
 from dataclasses import dataclass
 
-from gameday.drivers.base import Handle
 from gameday.errors import DriverError
 from gameday.guards import GuardQuery, HoldResult, Recorder, Sample, Verdict, hold, stale_bound
 from gameday.journal import (
@@ -23,6 +22,7 @@ from gameday.journal import (
     StepStartedEvent,
 )
 from gameday.protocol.context import RunContext, endpoint_key
+from gameday.records import Handle
 
 
 @dataclass(frozen=True)

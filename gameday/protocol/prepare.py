@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 import httpx
 
 from gameday.drivers import driver_for
-from gameday.drivers.base import Driver, Handle
+from gameday.drivers.base import Driver
 from gameday.errors import DriverError, GameDayError, GuardError, RefusedError
 from gameday.guards import (
     Prometheus,
@@ -40,6 +40,7 @@ from gameday.paths import journal_path
 from gameday.protocol.checks import Request, refusals, severities
 from gameday.protocol.context import RunContext
 from gameday.protocol.lock import EnvironmentLock
+from gameday.records import Handle
 
 #: The report's standard metrics for the target service, by signal template name.
 STANDARD_METRICS = ("latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "error_rate_percent")

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
-from gameday.drivers.base import Driver, Handle
+from gameday.drivers.base import Driver
 from gameday.errors import DriverError, GuardError
 from gameday.journal import (
     FaultRevertedEvent,
@@ -31,6 +31,7 @@ from gameday.journal import (
 from gameday.models import Endpoint, Environment
 from gameday.paths import journal_path
 from gameday.protocol.context import RunContext, endpoint_key
+from gameday.records import Handle
 
 #: Attempts per revert: a revert is idempotent, so retrying cannot hide anything.
 REVERT_ATTEMPTS = 3

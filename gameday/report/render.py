@@ -15,7 +15,7 @@ from pathlib import Path
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, Undefined
 
 from gameday.errors import ConfigError
-from gameday.journal import redact, secret_values
+from gameday.redact import redact, secret_values
 from gameday.report.model import GameDayReport
 
 BREAKER = {0.0: "closed", 1.0: "half-open", 2.0: "open"}

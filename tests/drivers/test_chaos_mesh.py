@@ -9,7 +9,6 @@ import pytest
 from kubernetes.client import CustomObjectsApi
 from kubernetes.client.exceptions import ApiException
 
-from gameday.drivers.base import FaultSpec, Labels
 from gameday.drivers.chaos_mesh import PAUSE_ANNOTATION, ChaosMeshDriver
 from gameday.drivers.chaos_specs import ChaosOptions, experiment, go_duration
 from gameday.errors import DriverError, DriverUnreachable
@@ -26,6 +25,7 @@ from gameday.faults import (
 )
 from gameday.models import Target
 from gameday.procs import free_port
+from gameday.records import FaultSpec, Labels
 from tests.contract import check_driver_contract
 from tests.fakes.k8s_api import FINALIZER, FakeKubernetes
 

@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
-from gameday.drivers.base import FaultSpec, Labels
 from gameday.drivers.configmap import ConfigMapDriver
 from gameday.errors import DriverError
 from gameday.faults import AbortFault, CpuFault, LatencyFault
 from gameday.injector.rules import Rule
 from gameday.models import Target
+from gameday.records import FaultSpec, Labels
 from tests.contract import check_driver_contract
 from tests.fakes.k8s_api import FakeKubernetes
 

@@ -11,11 +11,11 @@ import pytest
 
 from gameday import procs
 from gameday.drivers import DRIVERS, driver_for
-from gameday.drivers.base import FaultSpec, Labels
 from gameday.drivers.proxy import ProxyDriver
 from gameday.errors import ConfigError, DriverError, DriverUnreachable
 from gameday.faults import AbortFault, CpuFault, LatencyFault
 from gameday.models import Endpoint, Target
+from gameday.records import FaultSpec, Labels
 from tests.contract import check_driver_contract
 from tests.injector.conftest import TOKEN, Proxy, start_proxy, start_upstream
 

@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 
 from gameday import procs
-from gameday.drivers.base import FaultSpec, Handle, Labels
 from gameday.drivers.stress import StressDriver
 from gameday.errors import DriverError
 from gameday.faults import CpuFault, LatencyFault, MemoryFault
 from gameday.models import Target
+from gameday.records import FaultSpec, Handle, Labels
 from tests.contract import check_driver_contract
 
 TARGET = Target(service="profile-store")
@@ -98,7 +98,7 @@ def test_workers_end_by_themselves_at_the_ttl(tmp_path: Path) -> None:
 ORCHESTRATOR = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    from gameday.drivers.base import FaultSpec, Labels
+    from gameday.records import FaultSpec, Labels
     from gameday.drivers.stress import StressDriver
     from gameday.faults import CpuFault
     from gameday.models import Target

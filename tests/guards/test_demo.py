@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from gameday.drivers.base import FaultSpec, Labels
 from gameday.drivers.proxy import ProxyDriver
 from gameday.faults import LatencyFault
 from gameday.guards import GuardQuery, HoldResult, Prometheus, guard_query, hold, judge, stale_bound
@@ -24,6 +23,7 @@ from gameday.journal import (
 )
 from gameday.load import load_default
 from gameday.models import Environment, Guard, Target
+from gameday.records import FaultSpec, Labels
 from tests.demo_stack import DemoStack
 
 pytestmark = pytest.mark.integration

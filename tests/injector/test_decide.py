@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gameday.drivers.base import Labels
 from gameday.injector.decide import PASS, Decision, Request, decide, fault_headers
 from gameday.injector.rules import Rule, RuleInput, RuleProblem, build_rule
+from gameday.records import Labels
 
 NOW = 1_800_000_000.0
 LABELS = Labels(run="run-1", scenario="slow payments", environment="dev", step=1)
