@@ -38,6 +38,7 @@ from gameday.protocol.outcome import Outcome, decide
 from gameday.protocol.prepare import open_run
 from gameday.protocol.rollback import RollbackResult
 from gameday.protocol.signoff import await_sign_off, needs_sign_off
+from orchestration.signoff import pause_for_sign_off
 from tasks.escalate import escalate_phase
 from tasks.learn import learn_phase
 from tasks.observe import observe_phase
@@ -133,7 +134,7 @@ async def game_day(scenario: ScenarioName, environment: str = "demo",
             if dry_run:
                 return _dry_run_summary(ctx)
             if needs_sign_off(ctx):
-                decision = await await_sign_off(ctx, sign_off_timeout)
+                decision = await await_sign_off(ctx, sign_off_timeout, pause_for_sign_off)
                 if not decision.granted:
                     _end(ctx, Outcome("refused", None, None, decision.reason))
                     return _refused(run, decision.reason)
@@ -150,7 +151,7 @@ async def _one_per_environment(ctx: RunContext, dry_run: bool) -> AsyncIterator[
     if dry_run or current_deployment.id is None:
         yield
         return
-    from gameday.orchestration.slots import environment_slot
+    from orchestration.slots import environment_slot
 
     async with environment_slot(ctx):
         yield
@@ -158,7 +159,7 @@ async def _one_per_environment(ctx: RunContext, dry_run: bool) -> AsyncIterator[
 
 def _free_slot(run: str) -> None:
     """Release the slot a dead run holds, by the lease its journal records."""
-    from gameday.orchestration.slots import free_slot
+    from orchestration.slots import free_slot
 
     with contextlib.suppress(Exception):  # Prefect unreachable: the lease expires by itself
         free_slot(run)

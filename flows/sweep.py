@@ -14,12 +14,12 @@ from prefect import flow, get_run_logger
 from prefect.states import Failed
 
 from gameday.environments import load_environment
-from gameday.orchestration.slots import free_slot
 from gameday.paths import journal_path
 from gameday.protocol.learn import write_postmortem
 from gameday.protocol.lock import EnvironmentLock
 from gameday.protocol.reap import journaled_environment, reap_run, revert_environment
 from gameday.protocol.rollback import RollbackResult
+from orchestration.slots import free_slot
 
 
 @flow(name="sweep")

@@ -5,6 +5,7 @@
     GameDayError
     ├── CatalogError        a catalog, mission or environment file is wrong (user mistake)
     ├── ConfigError         a command-line option or setting is wrong (user mistake)
+    │   └── MissingExtra    a command needs an optional part of the kit that is not installed
     ├── RefusedError        a run was refused before anything was injected
     ├── InjectorError       the fault injector could not do what it was asked
     ├── DriverError         a driver could not apply, revert or list faults
@@ -66,6 +67,15 @@ class ConfigError(GameDayError):
     """A command-line option, setting or reference is wrong."""
 
     exit_code = 2
+
+
+class MissingExtra(ConfigError):
+    """A command needs an extra of the kit (``gameday[prefect]``, …) that is not installed."""
+
+    def __init__(self, what: str, extra: str, missing: str) -> None:
+        self.extra = extra
+        super().__init__(f"{what} needs gameday[{extra}] ({missing} is not installed): "
+                         f"pip install 'gameday[{extra}]'")
 
 
 class RefusedError(GameDayError):

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from gameday.commands import add_api_option
+from gameday.extras import prefect_layer
 
 
 def register(subparsers: Any) -> None:
@@ -52,28 +53,21 @@ def register(subparsers: Any) -> None:
 
 
 def _register(args: argparse.Namespace) -> int:
-    from gameday.orchestration.provision import (
-        create_slots,
-        known_environments,
-        register_blocks,
-        use_api,
-    )
-
-    api = use_api(args.api)
-    types = register_blocks()
+    provision = prefect_layer("orchestration.provision", "chaosctl blocks register")
+    api = provision.use_api(args.api)
+    types = provision.register_blocks()
     print(f"block types registered on {api}: {', '.join(types)}")
-    environments = sorted(set(known_environments()) | set(args.env))
-    created = create_slots(environments)
+    environments = sorted(set(provision.known_environments()) | set(args.env))
+    created = provision.create_slots(environments)
     print(f"environment limits (one slot each): {', '.join(environments) or 'none'}"
           + (f"; created {', '.join(created)}" if created else "; all existed"))
     return 0
 
 
 def _import(args: argparse.Namespace) -> int:
-    from gameday.orchestration.provision import import_environment, use_api
-
-    use_api(args.api)
-    environment, saved = import_environment(args.file)
+    provision = prefect_layer("orchestration.provision", "chaosctl env import")
+    provision.use_api(args.api)
+    environment, saved = provision.import_environment(args.file)
     print(f"environment {environment.name} saved as blocks: {', '.join(saved)}")
     print("secrets were read from their references and stored in the blocks (not shown)")
     return 0

@@ -120,12 +120,15 @@ def _refresh_blocks(state: Any) -> str:
 
     from gameday.demo.state import TOKEN_VARIABLE
     from gameday.errors import GameDayError
-    from gameday.orchestration.provision import import_environment, use_api
+    from gameday.extras import installed, prefect_layer
 
+    if not installed("prefect"):
+        return "not saved (gameday[prefect] is not installed); game days read the environment file"
     os.environ[TOKEN_VARIABLE] = state.token()
     try:
-        use_api(state.prefect_api_url)
-        _environment, saved = import_environment(state.environment_file)
+        provision = prefect_layer("orchestration.provision", "saving the demo's blocks")
+        provision.use_api(state.prefect_api_url)
+        _environment, saved = provision.import_environment(state.environment_file)
     except (GameDayError, httpx.HTTPError, OSError) as exc:  # the stack is up either way
         return f"not saved ({exc}); game days read the environment file"
     return ", ".join(saved)

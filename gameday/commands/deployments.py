@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from gameday.commands import add_api_option
+from gameday.extras import prefect_layer
 
 
 def register(subparsers: Any) -> None:
@@ -51,35 +52,29 @@ def register(subparsers: Any) -> None:
 
 
 def _deploy(args: argparse.Namespace) -> int:
-    from gameday.orchestration.provision import (
-        DEPLOYMENTS,
-        WORK_POOL,
-        deploy,
-        install_reaper,
-        use_api,
-    )
-
-    api = use_api(args.api)
-    deploy()
-    print(f"deployments on {api} (work pool {WORK_POOL}): {', '.join(DEPLOYMENTS)}")
+    provision = prefect_layer("orchestration.provision", "chaosctl deploy")
+    api = provision.use_api(args.api)
+    provision.deploy()
+    print(f"deployments on {api} (work pool {provision.WORK_POOL}): "
+          f"{', '.join(provision.DEPLOYMENTS)}")
     if not args.no_reaper:
-        print(f"reaper automations: {', '.join(install_reaper())}")
+        print(f"reaper automations: {', '.join(provision.install_reaper())}")
     return 0
 
 
 def _reaper(args: argparse.Namespace) -> int:
-    from gameday.orchestration.provision import install_reaper, use_api
-
-    use_api(args.api)
-    print(f"reaper automations installed: {', '.join(install_reaper())}")
+    provision = prefect_layer("orchestration.provision", "chaosctl reaper install")
+    provision.use_api(args.api)
+    print(f"reaper automations installed: {', '.join(provision.install_reaper())}")
     return 0
 
 
 def _ui_up(args: argparse.Namespace) -> int:
     from gameday.demo.stack import UpOptions, status, up
     from gameday.demo.state import TOKEN_VARIABLE, default_state_dir, load_state
-    from gameday.orchestration import provision
-    from gameday.orchestration.worker import start_worker
+
+    provision = prefect_layer("orchestration.provision", "chaosctl ui up")
+    start_worker = prefect_layer("orchestration.worker", "chaosctl ui up").start_worker
 
     folder = default_state_dir()
     parts = status(folder)
@@ -115,7 +110,8 @@ def _ui_up(args: argparse.Namespace) -> int:
 def _ui_down(args: argparse.Namespace) -> int:
     from gameday.demo.stack import down
     from gameday.demo.state import default_state_dir
-    from gameday.orchestration.worker import stop_worker
+
+    stop_worker = prefect_layer("orchestration.worker", "chaosctl ui down").stop_worker
 
     folder = default_state_dir()
     pid = stop_worker(folder)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from gameday.errors import ConfigError, GameDayError
+from gameday.extras import prefect_layer, require
 from gameday.units import parse_duration
 
 #: Exit codes of ``chaosctl start`` by outcome.
@@ -68,6 +69,8 @@ def _start(args: argparse.Namespace) -> int:
     from gameday.environments import load_environment
     from gameday.load import load_default, load_mission
 
+    require("prefect", "chaosctl start")
+
     catalog = load_default()
     mission = load_mission(args.mission, catalog) if args.mission else None
     scenario = args.scenario or (mission.scenario if mission else None)
@@ -81,15 +84,12 @@ def _start(args: argparse.Namespace) -> int:
         raise ConfigError(f"no Prefect server for environment {environment.name!r}: set "
                           "prefect_api_url in its file or PREFECT_API_URL (chaosctl demo up "
                           "starts one for the demo)")
-    from gameday.orchestration.provision import use_api
-
-    use_api(api)
+    game_day = prefect_layer("flows.game_day", "chaosctl start").game_day
+    prefect_layer("orchestration.provision", "chaosctl start").use_api(api)
     requester = args.requester or (mission.requester if mission else None) or os.environ.get(
         "GAMEDAY_REQUESTER") or os.environ.get("USER") or "unknown"
-    from flows.game_day import game_day
-
     print(f"game day {scenario} in {environment.name} (Prefect: {api})", flush=True)
-    state: Any = asyncio.run(game_day(  # type: ignore[arg-type]
+    state: Any = asyncio.run(game_day(
         scenario=scenario, environment=env_name,
         max_severity=args.max_severity or (mission.max_severity if mission else None),
         duration=args.duration or (mission.duration if mission else None),

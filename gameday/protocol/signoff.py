@@ -1,11 +1,13 @@
 """Two-person sign-off: a second person approves the exact plan before a severe ladder runs.
 
-From the environment's ``sign_off_severity`` on, the flow pauses (Prefect's ``pause_flow_run``
-with a form) and shows the plan and its hash. The approver types their name, which must differ
-from the requester's, and the hash, which must match the plan as it is now. Prefect validates
-the form against its JSON schema only; these checks run after Prefect accepted the resume,
-so a refused answer pauses the run again under a new key. No answer within the timeout ends
-the run with nothing injected. Every request, refusal and grant is journaled.
+From the environment's ``sign_off_severity`` on, the run asks for the form below through the
+``ask`` callable it is given (the Prefect layer's is ``pause_flow_run`` with the form; see
+``orchestration/signoff.py``) and shows the plan and its hash. The approver types their
+name, which must differ from the requester's, and the hash, which must match the plan as it is
+now. Prefect validates the form against its JSON schema only; these checks run after Prefect
+accepted the resume, so a refused answer pauses the run again under a new key. No answer
+within the timeout ends the run with nothing injected.
+Every request, refusal and grant is journaled.
 
 Prefect OSS has no user identity: a name is typed text. This guards against mistakes (a
 misclick, a plan that changed, approving one's own run), not against a determined insider.
@@ -16,15 +18,13 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from pydantic import BaseModel, Field, ValidationError
 
 from gameday.journal import NoteEvent
 from gameday.protocol.context import RunContext, endpoint_key
-
-#: Seconds between checks for an answer while paused (Prefect's default of 10 feels stuck).
-POLL_SECONDS = 1
 
 
 class SignOff(BaseModel):
@@ -35,6 +35,11 @@ class SignOff(BaseModel):
     plan_hash: str = Field(min_length=1, max_length=64,
                            description="The plan hash shown above, typed again.")
     approve: bool = Field(True, description="Untick to refuse this game day.")
+
+
+#: Show the form (its markdown, the attempt number, seconds left); the answer, or None when
+#: time ran out. May raise ``ValidationError`` for an answer the model refuses.
+AskForSignOff = Callable[[str, int, int], Awaitable[SignOff | None]]
 
 
 @dataclass(frozen=True)
@@ -111,13 +116,8 @@ def describe(ctx: RunContext, digest: str, problems: list[str] | None = None) ->
     return "\n".join(lines)
 
 
-async def await_sign_off(ctx: RunContext, timeout: float) -> Decision:
-    """Pause the flow run until a second person approves the plan, refuses it, or time runs
-    out. Must be called inside a Prefect flow run."""
-    from prefect.exceptions import FlowPauseTimeout
-    from prefect.flow_runs import apause_flow_run
-    from prefect.input import RunInput
-
+async def await_sign_off(ctx: RunContext, timeout: float, ask: AskForSignOff) -> Decision:
+    """Wait until a second person approves the plan, refuses it, or time runs out."""
     digest = plan_hash(ctx)
     severity = ctx.environment.sign_off_severity
     deadline = time.monotonic() + timeout
@@ -135,20 +135,15 @@ async def await_sign_off(ctx: RunContext, timeout: float) -> Decision:
         if left < 1:
             return _timed_out(ctx, timeout)
         attempt += 1
-        form = RunInput.subclass_from_base_model_type(SignOff).with_initial_data(
-            description=describe(ctx, digest, problems), approver="", plan_hash="")
         try:
-            # A new key per attempt: Prefect refuses to pause twice under one key.
-            raw = await apause_flow_run(wait_for_input=form, timeout=left,
-                                        poll_interval=POLL_SECONDS, key=f"signoff-{attempt}")
-            answer = SignOff.model_validate(raw, from_attributes=True)
-        except FlowPauseTimeout:
-            return _timed_out(ctx, timeout)
+            answer = await ask(describe(ctx, digest, problems), attempt, left)
         except ValidationError as exc:
             problems = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
                         for e in exc.errors(include_url=False)]
             _refused(ctx, None, problems)
             continue
+        if answer is None:
+            return _timed_out(ctx, timeout)
         approver = answer.approver.strip()
         if not answer.approve:
             reason = f"refused by {approver or 'a reviewer'} at sign-off; nothing injected"

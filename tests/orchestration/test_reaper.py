@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
-from gameday.orchestration.reaper import reaper, zombies
+from orchestration.reaper import reaper, zombies
 
 
 def test_reaper_sweeps_crashed_game_day_runs() -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from gameday import procs
 from gameday.demo.stack import start_ticks
-from gameday.orchestration.provision import CHECKOUT, WORK_POOL
+from orchestration.provision import CHECKOUT, WORK_POOL
 
 WORKER_FILE = "worker.json"
 #: How often the worker asks for runs: a run starts about 4 s after its trigger, not 10.

@@ -21,7 +21,7 @@ from gameday.models import Environment
 from gameday.paths import state_dir
 
 #: The checkout: ``prefect.yaml`` lives here and workers run flows from here.
-CHECKOUT = Path(__file__).resolve().parents[2]
+CHECKOUT = Path(__file__).resolve().parents[1]
 #: The work pool the deployments use (``prefect.yaml``).
 WORK_POOL = "gameday"
 #: The deployments ``prefect.yaml`` defines, as ``flow/deployment``.
@@ -69,7 +69,7 @@ def register_blocks() -> list[str]:
 
 def create_slots(environments: list[str]) -> list[str]:
     """Each environment's one-slot concurrency limit, unless it exists; the names created."""
-    from gameday.orchestration.slots import ensure_slots
+    from orchestration.slots import ensure_slots
 
     return asyncio.run(ensure_slots(environments))
 
@@ -118,6 +118,6 @@ def deploy() -> str:
 
 def install_reaper() -> list[str]:
     """The reaper's automations (needs the ``sweep`` deployment); their names."""
-    from gameday.orchestration.reaper import install
+    from orchestration.reaper import install
 
     return asyncio.run(install())
