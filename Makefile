@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml scripts/install-debs.sh
 	./scripts/install-debs.sh prometheus prometheus-pushgateway
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[all,dev]'
 	touch $(STAMP)
 
 install: $(STAMP)  ## venv, Python dependencies, Debian packages
@@ -27,8 +27,9 @@ ui: $(STAMP)  ## the Prefect UI on the demo: blocks, limits, deployments, reaper
 ui-down: $(STAMP)  ## stop what `make ui` started (by PID)
 	$(BIN)/chaosctl ui down
 
-lint: $(STAMP)
-	$(BIN)/ruff check gameday flows tasks blocks tests benchmarks
+lint: $(STAMP)  ## ruff, and the import contracts of docs/architecture.md
+	$(BIN)/ruff check gameday flows tasks blocks orchestration tests benchmarks
+	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

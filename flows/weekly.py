@@ -16,8 +16,8 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import acreate_table_artifact
 from prefect.states import Failed
 
+from blocks import load_environment
 from flows.game_day import game_day
-from gameday.environments import load_environment
 from gameday.load import load_default
 from gameday.protocol.suite import SuiteItem, min_load_problem, plan_suite, suite_scenarios
 
