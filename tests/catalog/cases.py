@@ -70,4 +70,7 @@ endpoints:
     admin_url: http://127.0.0.1:1
     token: hunter2-super-secret
 """}, "environments/e.yaml", 8, "endpoints[0].token", True),
+    Case("missing-runbook", {"scenarios/s.yaml": _replace(
+        "owner: team-a\n", "owner: team-a\nrunbook: docs/runbooks/nowhere.md\n")},
+         "scenarios/s.yaml", 4, "runbook", False),
 ]

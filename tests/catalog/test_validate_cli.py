@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from gameday.cli import main
-from tests.catalog.cases import CASES, Case
+from gameday.load import load_default
+from tests.catalog.cases import CASES, GOOD_SCENARIO, Case
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -116,3 +117,36 @@ prometheus: {url: "http://127.0.0.1:9090", token: {env: PROM_TOKEN, value: hunte
     assert main(["catalog", "validate", str(root)]) == 2
     err = capsys.readouterr().err
     assert "prometheus.token.value" in err and "hunter2" not in err
+
+
+def test_runbook_paths_are_checked_against_the_repository_root(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A runbook path is read from the catalog folder's parent; a URL is never checked."""
+    def scenario(name: str, runbook: str) -> str:
+        return GOOD_SCENARIO.replace("good-one", name).replace(
+            "owner: team-a\n", f"owner: team-a\nrunbook: {runbook}\n")
+
+    write(tmp_path, {
+        "docs/runbooks/here.md": "# here\n",
+        "catalog/scenarios/a.yaml": scenario("has-file", "docs/runbooks/here.md"),
+        "catalog/scenarios/b.yaml": scenario("has-url", "https://wiki.example.test/none"),
+    })
+    assert main(["catalog", "validate", str(tmp_path / "catalog")]) == 0
+    capsys.readouterr()
+    # The same path seen from a catalog one folder deeper no longer exists.
+    write(tmp_path, {"deeper/catalog/scenarios/a.yaml": scenario("has-file",
+                                                                 "docs/runbooks/here.md")})
+    assert main(["catalog", "validate", str(tmp_path / "deeper" / "catalog")]) == 2
+    err = capsys.readouterr().err
+    assert "a.yaml:4: scenario 'has-file': runbook: no such file 'docs/runbooks/here.md'" in err
+    assert f"repository root {(tmp_path / 'deeper').resolve()}" in err
+    assert "http(s):// URL" in err
+
+
+def test_running_does_not_need_the_runbooks(tmp_path: Path) -> None:
+    """Loading the catalog to run (as a deployed image without docs/ does) skips the check."""
+    case = next(c for c in CASES if c.id == "missing-runbook")
+    signals = (REPO / "catalog" / "signals.yaml").read_text()
+    root = write(tmp_path, {**case.files, "signals.yaml": signals})
+    assert load_default(root).scenarios["good-one"].runbook == "docs/runbooks/nowhere.md"

@@ -1,0 +1,86 @@
+"""An environment: where game days may run, what they query and notify, and the rules there."""
+
+from __future__ import annotations
+
+from pydantic import Field, field_validator
+
+from gameday.faults import Strict
+from gameday.models.common import Slug
+from gameday.models.secret_refs import SecretField
+from gameday.models.targets import Endpoint, Target
+from gameday.units import Duration
+
+
+class PrometheusSettings(Strict):
+    """The Prometheus that guards and signals query."""
+
+    url: str = Field(pattern=r"^https?://")
+    timeout: Duration = Field(5.0, description="per-query timeout (capped by guard_interval)")
+    scrape_interval: Duration = Field(15.0, description="used to judge staleness")
+    rate_window: Duration | None = Field(
+        None, description="range for rate() in signal templates; default 4 scrape intervals"
+    )
+    token: SecretField | None = None
+
+    @property
+    def window(self) -> str:
+        """The ``{window}`` placeholder's value, as PromQL writes a range."""
+        seconds = self.rate_window or 4 * self.scrape_interval
+        return f"{max(1, round(seconds))}s"
+
+
+class SlackSettings(Strict):
+    """Slack for on-call: a bot token (threads) or an incoming webhook (no threads)."""
+
+    channel: str | None = None
+    token: SecretField | None = None
+    webhook_url: SecretField | None = None
+    oncall_group: str | None = Field(None, description="mentioned on breaches, e.g. <!subteam^ID>")
+    api_url: str | None = Field(None, pattern=r"^https?://",
+                                description="Slack Web API base URL; default https://slack.com/api/")
+
+
+class Notify(Strict):
+    """Where progress goes."""
+
+    console: bool = True
+    slack: SlackSettings | None = None
+
+
+class Environment(Strict):
+    """Where game days may run, and the rules they must keep there."""
+
+    name: Slug
+    production: bool = Field(False, description="production needs an explicit allow at start")
+    enabled: bool = Field(True, description="kill switch: false refuses every run")
+    prometheus: PrometheusSettings
+    pushgateway_url: str | None = Field(None, pattern=r"^https?://")
+    prefect_api_url: str | None = Field(None, pattern=r"^https?://")
+    endpoints: list[Endpoint] = Field(default_factory=list)
+    allowed_targets: list[Slug] = Field(default_factory=list, description="services; empty: none")
+    allowed_namespaces: list[Slug] = Field(default_factory=list)
+    sign_off_severity: int | None = Field(None, ge=1, description="from here a second person")
+    requesters: list[str] = Field(default_factory=list, description="empty: anyone")
+    guard_interval: Duration = Field(1.0, description="how often guards are evaluated")
+    notify: Notify = Field(default_factory=Notify)
+
+    @field_validator("allowed_namespaces")
+    @classmethod
+    def _never_kube_system(cls, value: list[str]) -> list[str]:
+        if "kube-system" in value:
+            raise ValueError("kube-system may never be a chaos target")
+        return value
+
+    @field_validator("guard_interval")
+    @classmethod
+    def _sane_interval(cls, value: float) -> float:
+        if not 0.1 <= value <= 60:
+            raise ValueError("guard_interval must be between 100ms and 60s")
+        return value
+
+    def endpoint_for(self, target: Target) -> Endpoint | None:
+        """The endpoint that injects faults for ``target``."""
+        for endpoint in self.endpoints:
+            if endpoint.service == target.service and endpoint.dependency == target.dependency:
+                return endpoint
+        return None

@@ -1,0 +1,55 @@
+"""Where faults land: a target (service and dependency) and the endpoint that injects there."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from gameday.faults import Strict
+from gameday.models.common import Slug, located
+from gameday.models.secret_refs import SecretField
+
+
+class Target(Strict):
+    """The boundary a fault is injected at: ``service`` calling ``dependency``."""
+
+    service: Slug = Field(description="the service under test")
+    dependency: Slug | None = Field(None, description="the dependency it calls, for HTTP faults")
+
+
+DriverKind = Literal["proxy", "transport", "chaos_mesh", "configmap", "stress"]
+_DRIVER_NEEDS = {
+    "proxy": ("admin_url",),
+    "transport": ("rules_file",),
+    "chaos_mesh": ("namespace", "selector"),
+    "configmap": ("namespace", "configmap"),
+    "stress": (),
+}
+
+
+class Endpoint(Strict):
+    """Where and how faults for one target are injected."""
+
+    service: Slug
+    dependency: Slug | None = None
+    driver: DriverKind
+    admin_url: str | None = Field(None, pattern=r"^https?://", description="proxy admin API")
+    token: SecretField | None = Field(None, description="admin token, by reference")
+    rules_file: str | None = Field(None, description="rules file the httpx transport reads")
+    namespace: Slug | None = None
+    selector: dict[str, str] = Field(default_factory=dict, description="pod labels")
+    configmap: Slug | None = None
+    health_url: str | None = Field(None, pattern=r"^https?://", description="target health check")
+    level: Literal["network", "http"] = Field(
+        "network", description="chaos_mesh: latency/reset at TCP level (NetworkChaos) or on "
+        "HTTP requests (HTTPChaos); abort and narrowing `match` always use HTTPChaos")
+    http_port: int = Field(80, ge=1, le=65535, description="chaos_mesh: the dependency's port")
+    dependency_label: str = Field("app", description="chaos_mesh: pod label naming a service")
+
+    @model_validator(mode="after")
+    def _driver_fields(self) -> Endpoint:
+        for name in _DRIVER_NEEDS[self.driver]:
+            if not getattr(self, name):
+                raise located((name,), f"driver {self.driver!r} needs {name!r}")
+        return self
