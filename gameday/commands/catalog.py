@@ -10,7 +10,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from gameday.load import Catalog, catalog_root, load_catalog, load_default
+from gameday.errors import CatalogError, Problem
+from gameday.load import Catalog, Document, catalog_root, load_catalog, load_default, parse_yaml
 from gameday.models import Environment, Mission, Scenario, Target
 
 
@@ -46,7 +47,10 @@ def register(subparsers: Any) -> None:
 
     check = sub.add_parser("validate", help="check files; exit 2 listing every problem",
                            description="Validate catalog files: exit 0 when all are valid, else "
-                           "exit 2 with every problem (file:line, entry, field) on stderr.")
+                           "exit 2 with every problem (file:line, entry, field) on stderr. "
+                           "Scenarios that run through Chaos Mesh in one of their environments "
+                           "also have each step's object checked against Chaos Mesh's CRD "
+                           "schemas, offline.")
     check.add_argument("paths", nargs="*", type=Path, metavar="PATH",
                        help="files or folders (default: the whole catalog)")
     check.set_defaults(handler=_validate)
@@ -144,10 +148,95 @@ def _validate(args: argparse.Namespace) -> int:
     root = catalog_root(args.catalog)
     paths = args.paths or [root]
     catalog = load_catalog(paths, signals_from=root / "signals.yaml")
+    checked, problems = chaos_mesh_problems(catalog, root)
+    if problems:
+        raise CatalogError(problems)
     counts = ", ".join(f"{len(getattr(catalog, k))} {k}" for k in
                        ("scenarios", "missions", "environments", "signals"))
-    print(f"ok: {counts}")
+    print(f"ok: {counts}; {checked}")
     return 0
+
+
+def chaos_mesh_problems(catalog: Catalog, root: Path) -> tuple[str, list[Problem]]:
+    """Every step whose Chaos Mesh object the cluster would refuse, and what was checked.
+
+    A scenario runs only in the environments it names; each of those with a ``chaos_mesh``
+    endpoint for its target builds, offline, the object the driver would submit at every step
+    and checks it against the vendored CRD schemas. Environments come from the files being
+    validated, else from the catalog's ``environments/`` folder (validating one scenario file
+    still checks it against the environments it runs in).
+    """
+    from gameday.drivers.chaos_mesh import ChaosMeshDriver, check_plan
+    from gameday.extras import installed
+    from gameday.records import FaultSpec, Labels
+
+    environments = _environments(catalog, root)
+    pairs = []
+    for scenario in sorted(catalog.scenarios.values(), key=lambda s: s.name):
+        for name in scenario.environments:
+            environment = environments.get(name)
+            endpoint = environment.endpoint_for(scenario.target) if environment else None
+            if environment and endpoint and endpoint.driver == "chaos_mesh":
+                pairs.append((scenario, environment, endpoint))
+    if not pairs:
+        return "no scenario runs through Chaos Mesh", []
+    if not installed("kubernetes"):
+        return ("Chaos Mesh objects not checked (install gameday[kubernetes] to check them "
+                "against the CRD schemas)"), []
+    problems: list[Problem] = []
+    docs: dict[str, Document | None] = {}
+    for scenario, environment, endpoint in pairs:
+        driver = ChaosMeshDriver.from_endpoint(endpoint, environment.allowed_namespaces)
+        steps = [(FaultSpec(fault=scenario.step_fault(step), target=scenario.target,
+                            labels=Labels(run="catalog-validate", scenario=scenario.name,
+                                          environment=environment.name, step=step)),
+                  scenario.ttl(step)) for step in range(1, scenario.max_severity + 1)]
+        source = catalog.sources[("scenario", scenario.name)]
+        for found in check_plan(driver, steps):
+            where = f"{found.kind} {found.field}: " if found.kind else ""
+            problems.append(Problem(
+                source.file, _step_line(docs, source.file, scenario.name, found.step - 1,
+                                        source.line),
+                f"scenario {scenario.name!r}", f"steps[{found.step - 1}]",
+                f"in environment {environment.name!r} ({found.fault}): {where}"
+                f"{found.message} (Chaos Mesh would refuse this object)"))
+    return (f"Chaos Mesh objects of {len(pairs)} scenario/environment pair(s) match the CRD "
+            "schemas"), problems
+
+
+def _environments(catalog: Catalog, root: Path) -> dict[str, Environment]:
+    """The environments being validated, plus the catalog's that the scenarios name."""
+    from gameday.load import load_one
+
+    found = dict(catalog.environments)
+    wanted = {name for s in catalog.scenarios.values() for name in s.environments} - set(found)
+    for name in sorted(wanted):
+        path = root / "environments" / f"{name}.yaml"
+        if path.is_file():
+            try:
+                found[name] = load_one(Environment, path)
+            except CatalogError:
+                continue  # not among the files asked for: validating it reports its problems
+    return found
+
+
+def _step_line(docs: dict[str, Document | None], file: str, scenario: str, index: int,
+               fallback: int) -> int:
+    """The line of step ``index`` of ``scenario`` in ``file`` (``fallback`` if not found)."""
+    if file not in docs:
+        try:
+            docs[file] = parse_yaml(Path(file).read_text(encoding="utf-8"), file)
+        except (OSError, CatalogError):
+            docs[file] = None
+    doc = docs[file]
+    if doc is None:
+        return fallback
+    entries = doc.data if isinstance(doc.data, list) else [doc.data]
+    for position, entry in enumerate(entries):
+        if isinstance(entry, dict) and entry.get("name") == scenario:
+            base: tuple[str | int, ...] = (position,) if isinstance(doc.data, list) else ()
+            return doc.line_of((*base, "steps", index))
+    return fallback
 
 
 def _schema(args: argparse.Namespace) -> int:

@@ -6,6 +6,11 @@ Chaos Mesh recovers the targets by itself if the orchestrator dies. Every object
 run's labels (``chaos.gameday.io/run``, ``…/scenario``, ``…/environment``, ``…/step`` and
 ``app.kubernetes.io/managed-by=gameday``), which is how ``active`` finds them again.
 
+Every object is validated against Chaos Mesh's CRD schema (``gameday.drivers.crds``) before it
+is submitted: one the cluster would refuse raises ``ChaosSpecError`` naming the field, and
+nothing is sent. ``check_plan`` does the same offline for every step of a run, for prepare
+(so ``chaosctl start --dry-run``) and ``chaosctl catalog validate``.
+
 Reverting deletes the object and waits until it is gone: Chaos Mesh's finalizer keeps it until
 the targets are recovered. If that takes longer than ``revert_timeout`` the experiment is paused
 (annotation ``experiment.chaos-mesh.org/pause: "true"``, which also recovers its targets) and
@@ -17,12 +22,14 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from gameday.drivers import _k8s
+from gameday.drivers import _k8s, crds
+from gameday.drivers.base import Driver
 from gameday.drivers.chaos_specs import GROUP, PLURALS, VERSION, ChaosOptions, Level, experiment
-from gameday.errors import DriverError
+from gameday.errors import DriverError, RefusedError
 from gameday.models import Endpoint
 from gameday.records import FaultSpec, Handle
 
@@ -76,32 +83,49 @@ class ChaosMeshDriver:
                       plural, limit=1)
 
     def apply(self, spec: FaultSpec, ttl: float) -> Handle:
-        """Create the experiment for ``spec``; Chaos Mesh ends it by itself after ``ttl``."""
+        """Create the experiment for ``spec``; Chaos Mesh ends it by itself after ``ttl``.
+
+        ``ChaosSpecError`` (nothing sent) when the object fails Chaos Mesh's CRD schema.
+        """
         self._allowed(self.namespace)
-        kind, body_spec = experiment(spec.fault, spec.target, self.namespace, self.selector,
-                                     ttl, self.options)
-        plural = PLURALS[kind]
         expires_at = time.time() + ttl
-        name = _k8s.object_name(spec.labels, f"{plural[:-5]}-{secrets.token_hex(3)}")
+        body = self.manifest(spec, ttl, expires_at)
+        # Checked here, offline, so a refused object names its field and the API sees nothing.
+        crds.check(body)
+        kind, name = body["kind"], body["metadata"]["name"]
+        plural = PLURALS[kind]
         summary = spec.fault.summary()
-        body = {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": kind,
-            "metadata": {
-                "name": name,
-                "namespace": self.namespace,
-                "labels": _k8s.fault_labels(spec.labels),
-                "annotations": {_k8s.FAULT_ANNOTATION: summary,
-                                _k8s.EXPIRES_ANNOTATION: f"{expires_at:.3f}"},
-            },
-            "spec": body_spec,
-        }
         _k8s.call(f"create {kind} {self.namespace}/{name}",
                   self._api().create_namespaced_custom_object, GROUP, VERSION, self.namespace,
                   plural, body)
         return Handle(driver=self.kind, id=name, endpoint=f"{self.namespace}/{kind}",
                       labels=spec.labels, fault=summary, expires_at=expires_at,
                       extra={"namespace": self.namespace, "kind": kind, "plural": plural})
+
+    def manifest(self, spec: FaultSpec, ttl: float,
+                 expires_at: float | None = None) -> dict[str, Any]:
+        """The object ``apply`` submits for ``spec`` (pure: the cluster is not asked).
+
+        ``DriverError`` when Chaos Mesh cannot express the fault or a label is invalid.
+        """
+        kind, body_spec = experiment(spec.fault, spec.target, self.namespace, self.selector,
+                                     ttl, self.options)
+        plural = PLURALS[kind]
+        if expires_at is None:
+            expires_at = time.time() + ttl
+        name = _k8s.object_name(spec.labels, f"{plural[:-5]}-{secrets.token_hex(3)}")
+        return {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": kind,
+            "metadata": {
+                "name": name,
+                "namespace": self.namespace,
+                "labels": _k8s.fault_labels(spec.labels),
+                "annotations": {_k8s.FAULT_ANNOTATION: spec.fault.summary(),
+                                _k8s.EXPIRES_ANNOTATION: f"{expires_at:.3f}"},
+            },
+            "spec": body_spec,
+        }
 
     def revert(self, handle: Handle) -> None:
         """Delete the experiment and wait until Chaos Mesh has recovered its targets."""
@@ -192,3 +216,59 @@ class ChaosMeshDriver:
                       endpoint=f"{namespace}/{kind}", labels=labels,
                       fault=annotations.get(_k8s.FAULT_ANNOTATION, kind), expires_at=expires_at,
                       extra={"namespace": namespace, "kind": kind, "plural": plural})
+
+
+# --- checking a run's plan offline ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StepProblem:
+    """Why one step of a plan would not reach the cluster, or would be refused by it."""
+
+    step: int
+    fault: str
+    #: The Chaos Mesh kind of the step's object; None when the driver could not build one.
+    kind: str | None
+    #: The refused field's path (``spec.delay.latency``); empty when no field is to blame.
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.kind} {self.field}: " if self.kind else ""
+        return f"step {self.step} ({self.fault}): {where}{self.message}"
+
+
+def check_plan(driver: Driver, steps: Iterable[tuple[FaultSpec, float]]) -> list[StepProblem]:
+    """Every step (fault spec, TTL) whose object Chaos Mesh would refuse, checked offline.
+
+    Empty for other drivers, which build no Kubernetes objects. The object of each step is the
+    one ``apply`` would submit, built the same way; only its random name differs.
+    """
+    if not isinstance(driver, ChaosMeshDriver):
+        return []
+    found = []
+    for spec, ttl in steps:
+        step, fault = spec.labels.step, spec.fault.summary()
+        try:
+            body = driver.manifest(spec, ttl)
+        except DriverError as exc:
+            found.append(StepProblem(step, fault, None, "", str(exc)))
+            continue
+        found += [StepProblem(step, fault, body["kind"], problem.field, problem.message)
+                  for problem in crds.problems(body)]
+    return found
+
+
+def refuse_invalid_plan(driver: Driver, steps: Iterable[tuple[FaultSpec, float]]) -> None:
+    """Raise ``RefusedError`` listing every step Chaos Mesh would refuse (see ``check_plan``).
+
+    Prepare calls it first, before anything asks the cluster: a dry run shows the problem
+    offline, and a real run stops before step 1 rather than half-way up its ladder.
+    """
+    planned = list(steps)
+    found = check_plan(driver, planned)
+    if found:
+        labels = planned[0][0].labels
+        raise RefusedError(f"refused, nothing injected: Chaos Mesh would refuse objects of "
+                           f"scenario {labels.scenario!r} in {labels.environment!r}:\n"
+                           + "\n".join(f"  - {p}" for p in found))

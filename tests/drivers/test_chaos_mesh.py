@@ -9,9 +9,15 @@ import pytest
 from kubernetes.client import CustomObjectsApi
 from kubernetes.client.exceptions import ApiException
 
-from gameday.drivers.chaos_mesh import PAUSE_ANNOTATION, ChaosMeshDriver
+from gameday.drivers import chaos_specs
+from gameday.drivers.chaos_mesh import (
+    PAUSE_ANNOTATION,
+    ChaosMeshDriver,
+    check_plan,
+    refuse_invalid_plan,
+)
 from gameday.drivers.chaos_specs import ChaosOptions, experiment, go_duration
-from gameday.errors import DriverError, DriverUnreachable
+from gameday.errors import ChaosSpecError, DriverError, DriverUnreachable, RefusedError
 from gameday.faults import (
     AbortFault,
     BandwidthFault,
@@ -269,3 +275,61 @@ def test_endpoints_get_the_kubernetes_drivers() -> None:
     rules = driver_for(Endpoint(service="user-service", driver="configmap", namespace=NS,
                                 configmap="gameday-fault-rules"))
     assert isinstance(rules, ConfigMapDriver) and rules.where == f"{NS}/gameday-fault-rules"
+
+
+@pytest.mark.parametrize(("name", "value", "fault", "target", "complaint"), [
+    ("_all", lambda: {"mode": "everything"}, CpuFault(load_percent=10), SERVICE,
+     "spec.mode: 'everything' is not one of ['one', 'all'"),
+    ("BANDWIDTH_LIMIT", "20MB", BandwidthFault(kbps=512), CALL,
+     "spec.bandwidth.limit: '20MB' is not of type 'integer'"),
+    ("go_duration", lambda seconds: f"{round(seconds * 1000)}", LatencyFault(ms=300), CALL,
+     "spec.delay.latency: '300' does not match"),
+], ids=["bad-mode", "wrong-type", "bad-duration"])
+def test_an_object_chaos_mesh_would_refuse_is_never_sent(
+        fake: FakeKubernetes, monkeypatch: pytest.MonkeyPatch, name: str, value: Any,
+        fault: Any, target: Target, complaint: str) -> None:
+    """A built object that fails the CRD schema raises ChaosSpecError; the API sees nothing."""
+    monkeypatch.setattr(chaos_specs, name, value)  # a builder bug, or a CRD that changed
+    with pytest.raises(ChaosSpecError, match=r"Chaos Mesh would refuse it: ") as caught:
+        maker(fake)().apply(spec(fault, target), ttl=30)
+    assert any(problem.startswith(complaint) for problem in caught.value.problems), \
+        caught.value.problems
+    assert fake.requests == []
+
+
+def steps(*faults: Any, target: Target = CALL) -> list[tuple[FaultSpec, float]]:
+    return [(spec(fault, target, LABELS.model_copy(update={"step": number})), 30.0)
+            for number, fault in enumerate(faults, 1)]
+
+
+def test_a_valid_plan_has_no_problems(fake: FakeKubernetes) -> None:
+    """Every step the driver can build and Chaos Mesh accepts: no problems, no request."""
+    plan = steps(LatencyFault(ms=50), LatencyFault(ms=120, match=Match(methods=["GET"])))
+    assert check_plan(maker(fake)(), plan) == []
+    refuse_invalid_plan(maker(fake)(), plan)
+    assert fake.requests == []
+
+
+def test_a_plan_names_each_refused_step_and_field(fake: FakeKubernetes,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Schema problems and faults the driver cannot build are listed by step, offline."""
+    monkeypatch.setattr(chaos_specs, "_all", lambda: {"mode": "everything"})
+    plan = steps(LatencyFault(ms=50), LatencyFault(ms=50, match=Match(methods=["GET", "POST"])))
+    found = check_plan(maker(fake)(), plan)
+    assert [(p.step, p.kind, p.field) for p in found] == [(1, "NetworkChaos", "spec.mode"),
+                                                          (2, None, "")]
+    assert str(found[0]).startswith("step 1 (latency 50ms): NetworkChaos spec.mode: "
+                                    "'everything' is not one of")
+    assert "matches one HTTP method" in str(found[1])
+    with pytest.raises(RefusedError, match=r"scenario 'auth-latency' in 'staging':\n  - step 1"):
+        refuse_invalid_plan(maker(fake)(), plan)
+    assert fake.requests == []
+
+
+def test_other_drivers_plans_are_not_checked() -> None:
+    """A driver that builds no Chaos Mesh objects has nothing to check."""
+    from gameday.drivers.configmap import ConfigMapDriver
+
+    driver = ConfigMapDriver(NS, "gameday-fault-rules")
+    plan = steps(LatencyFault(ms=1, match=Match(methods=["GET", "PUT"])))
+    assert check_plan(driver, plan) == []

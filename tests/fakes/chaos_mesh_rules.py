@@ -1,10 +1,10 @@
 """What Chaos Mesh's admission webhooks and CRD schemas accept, for the fake API server.
 
 ``problems(kind, obj)`` returns every reason the real cluster would answer 422 to ``obj``:
-first the CRD's ``openAPIV3Schema`` (read from ``shared/crds/chaos-mesh/`` beside the repo),
-then the webhook's rules that a schema cannot express. It is stricter than the API server in
-one way on purpose: unknown fields are errors (the server would drop them silently, hiding a
-typo in the driver).
+first the CRD's ``openAPIV3Schema`` (the CRDs vendored in the package, read by the same loader
+as the driver's own check, ``gameday.drivers.crds``), then the webhook's rules that a schema
+cannot express. It is stricter than the API server in one way on purpose: unknown fields are
+errors (the server would drop them silently, hiding a typo in the driver).
 
 ``defaults(kind, obj)`` applies what Chaos Mesh's mutating webhook fills in.
 """
@@ -14,13 +14,10 @@ from __future__ import annotations
 import copy
 import functools
 import re
-from pathlib import Path
 from typing import Any
 
-import jsonschema
-import yaml
+from gameday.drivers import crds
 
-CRD_DIR = (Path(__file__).resolve().parents[2].parent / "shared" / "crds" / "chaos-mesh")
 KINDS = {"HTTPChaos": "httpchaos", "NetworkChaos": "networkchaos",
          "StressChaos": "stresschaos", "PodChaos": "podchaos"}
 MODES = ("one", "all", "fixed", "fixed-percent", "random-max-percent")
@@ -37,24 +34,14 @@ SELECTOR_FIELDS = ("labelSelectors", "expressionSelectors", "annotationSelectors
                    "fieldSelectors", "pods", "nodes", "nodeSelectors", "podPhaseSelectors")
 
 
-@functools.cache
 def crd(plural: str) -> dict[str, Any]:
     """The CRD document for ``plural`` (``networkchaos``, …) as shipped by Chaos Mesh."""
-    path = CRD_DIR / f"{plural}.yaml"
-    if not path.exists():
-        raise FileNotFoundError(f"Chaos Mesh CRD {path} is missing: the tests read the CRDs "
-                                "from shared/crds/chaos-mesh beside the repository")
-    document: dict[str, Any] = yaml.safe_load(path.read_text())
-    return document
+    return crds.crd(plural)
 
 
 @functools.cache
-def _validator(plural: str) -> jsonschema.protocols.Validator:
-    version = next(v for v in crd(plural)["spec"]["versions"] if v["name"] == "v1alpha1")
-    schema = _closed(copy.deepcopy(version["schema"]["openAPIV3Schema"]))
-    cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft7Validator)
-    validator: jsonschema.protocols.Validator = cls(schema)
-    return validator
+def _validator(plural: str) -> Any:
+    return crds.validator(_closed(crds.schema(plural)))
 
 
 def _closed(schema: Any) -> Any:
@@ -94,8 +81,7 @@ def defaults(kind: str, obj: dict[str, Any]) -> dict[str, Any]:
 def problems(kind: str, obj: dict[str, Any]) -> list[str]:
     """Every reason Chaos Mesh would reject ``obj`` (after defaulting); empty when valid."""
     plural = KINDS[kind]
-    found = [f"{'.'.join(str(p) for p in error.absolute_path) or '<root>'}: {error.message}"
-             for error in _validator(plural).iter_errors(obj)]
+    found = [str(problem) for problem in crds.schema_problems(_validator(plural), obj)]
     if found:
         return found  # the webhook never sees what the schema refused
     spec = obj.get("spec", {})

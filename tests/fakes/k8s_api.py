@@ -9,7 +9,7 @@ Served over HTTP on 127.0.0.1 from a thread, so a real ``kubernetes`` client tal
 Endpoints: Chaos Mesh custom objects (create, get, list by ``labelSelector``, merge-patch,
 delete), namespaces (get), pods (list by ``labelSelector``), ConfigMaps (get, create,
 merge-patch with a ``resourceVersion`` precondition), ``selfsubjectaccessreviews`` (create;
-``deny`` turns answers to "no") and CRDs (get).
+``deny`` turns answers to "no") and CRDs (get: the Chaos Mesh CRDs vendored in the package).
 
 Chaos objects are defaulted and validated as the cluster would (``chaos_mesh_rules``):
 rejections answer 422 with a ``Status``; ``created`` keeps a copy of each accepted object.
@@ -75,6 +75,8 @@ class FakeKubernetes:
         self.denied: set[tuple[str, str]] = set()
         self.stuck: set[str] = set()
         self.writes: list[tuple[str, str]] = []
+        #: Every request answered, (method, path): a test can tell that none was made.
+        self.requests: list[tuple[str, str]] = []
         self.created: list[dict[str, Any]] = []
         self.rejected: list[str] = []
         self._recover_at: dict[tuple[str, str, str], float] = {}
@@ -165,6 +167,7 @@ class FakeKubernetes:
         """Answer one request: (status code, JSON body)."""
         with self._lock:
             self._recover()
+            self.requests.append((method, path))
             if method in ("POST", "PUT", "PATCH", "DELETE") and path != _REVIEW:
                 self.writes.append((method, path))
             selector = (query.get("labelSelector") or [""])[0]
