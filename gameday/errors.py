@@ -8,15 +8,27 @@
     │   └── MissingExtra    a command needs an optional part of the kit that is not installed
     ├── RefusedError        a run was refused before anything was injected
     ├── InjectorError       the fault injector could not do what it was asked
+    │   ├── RuleProblem     a rule input cannot be stored (names the field; also a ValueError)
+    │   └── ParseError      the proxy got a malformed HTTP message (answered with its status)
     ├── DriverError         a driver could not apply, revert or list faults
-    │   └── DriverUnreachable   the driver's endpoint did not answer
+    │   ├── DriverUnreachable   the driver's endpoint did not answer
+    │   └── ChaosSpecError      an object the driver built fails its Chaos Mesh CRD schema
     ├── GuardError          a guard query failed (counts as a breach: guards fail closed)
     ├── LockError           the environment is held by another live game day
     ├── JournalError        a journal line is not a known event
+    ├── SinkError           a notice cannot be delivered and another try would not help
+    ├── SinkRetry           a sink asks the notifier for another try
+    ├── PushError           a push to the Pushgateway failed (the next heartbeat tries again)
     └── DemoError           the demo stack could not be started, inspected or stopped
+        ├── DependencyFailed    a demo service's call to a dependency failed
+        └── BadRequest          a demo service cannot read a request (answered with its status)
 
 Foreign exceptions (httpx, kubernetes, slack_sdk, Prometheus) are translated into these
 where they enter the kit, chained with ``from exc`` so the cause stays visible.
+
+``RuleProblem``, ``ParseError``, ``SinkRetry``, ``DependencyFailed`` and ``BadRequest`` are
+caught inside the kit, where they are answered, retried or logged; they sit here all the same,
+so that every exception the kit raises is in one tree and ``except GameDayError`` sees them all.
 """
 
 from __future__ import annotations
@@ -88,12 +100,43 @@ class InjectorError(GameDayError):
     """The fault injector (proxy or transport) could not do what it was asked."""
 
 
+class RuleProblem(InjectorError, ValueError):
+    """A rule input that cannot be stored; ``field`` is its dotted location.
+
+    Also a ``ValueError``, as it was before it joined the tree: callers may catch it as one.
+    """
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}" if field else message)
+        self.field = field
+        self.message = message
+
+
+class ParseError(InjectorError):
+    """A malformed HTTP message at the proxy; ``status`` is what to answer a client with."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 class DriverError(GameDayError):
     """A driver failed to apply, revert or list faults."""
 
 
 class DriverUnreachable(DriverError):
     """A driver's endpoint (proxy admin API, Kubernetes API, …) did not answer."""
+
+
+class ChaosSpecError(DriverError):
+    """A Chaos Mesh object the driver built fails its CRD schema: the cluster would refuse it.
+
+    Raised before anything is submitted; ``problems`` holds one ``field: reason`` per error.
+    """
+
+    def __init__(self, what: str, problems: list[str]) -> None:
+        self.problems = tuple(problems)
+        super().__init__(f"{what}: Chaos Mesh would refuse it: {'; '.join(problems)}")
 
 
 class GuardError(GameDayError):
@@ -110,7 +153,48 @@ class JournalError(GameDayError):
     """A journal line is valid JSON but not a known event (another version, or a bug)."""
 
 
+class SinkError(GameDayError):
+    """A sink cannot deliver a notice and another try would not help (bad credentials, an
+    unknown channel, a rejected payload). The notice is dropped and the drop journaled."""
+
+
+class SinkRetry(GameDayError):
+    """Raised by a sink to ask for another try, after ``after`` seconds if the peer said so.
+
+    The notifier's lane catches it and retries until the notice's deadline; it never reaches
+    a caller. Not a ``SinkError``: code that gives up on ``SinkError`` must not catch it.
+    """
+
+    def __init__(self, reason: str, after: float | None = None) -> None:
+        super().__init__(reason)
+        self.after = after
+
+
+class PushError(GameDayError):
+    """A push to (or delete from) the Pushgateway did not succeed; the next heartbeat tries
+    again, and the run goes on either way."""
+
+
 class DemoError(GameDayError):
     """The demo stack could not be started, inspected or stopped."""
 
     exit_code = 2
+
+
+class DependencyFailed(DemoError):
+    """A demo service's call to a dependency failed after its retries, or was refused by its
+    breaker; the service answers 502, 503 or 504 for it."""
+
+    def __init__(self, dependency: str, reason: str, status: int | None = None) -> None:
+        super().__init__(f"{dependency}: {reason}" + (f" {status}" if status else ""))
+        self.dependency = dependency
+        self.reason = reason
+        self.status = status
+
+
+class BadRequest(DemoError):
+    """A demo service cannot read a request; ``status`` is what it answers (400, 411, 413, …)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status

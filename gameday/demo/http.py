@@ -16,6 +16,8 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from gameday.errors import BadRequest as _BadRequest
+
 log = logging.getLogger(__name__)
 
 #: Longest request head accepted (request line plus headers).
@@ -62,12 +64,6 @@ def json_response(data: Any, status: int = 200) -> Response:
 def error_response(status: int, message: str) -> Response:
     """A JSON error body ``{"error": message}``."""
     return json_response({"error": message}, status)
-
-
-class _BadRequest(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 def _parse_head(head: bytes) -> tuple[str, str, str, dict[str, str]]:

@@ -22,18 +22,9 @@ import httpx
 from gameday.demo.http import Handler, Request, Response, error_response, json_response
 from gameday.demo.metrics import BREAKER_STATES, ServiceMetrics
 from gameday.demo.resilience import CircuitBreaker, RetryPolicy
+from gameday.errors import DependencyFailed as DependencyFailed  # re-exported from its old home
 
 SERVICE = "user-service"
-
-
-class DependencyFailed(Exception):
-    """A call to a dependency failed after its retries, or was refused by its breaker."""
-
-    def __init__(self, dependency: str, reason: str, status: int | None = None) -> None:
-        super().__init__(f"{dependency}: {reason}" + (f" {status}" if status else ""))
-        self.dependency = dependency
-        self.reason = reason
-        self.status = status
 
 
 @dataclass(frozen=True)

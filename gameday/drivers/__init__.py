@@ -17,6 +17,7 @@ from gameday.records import FaultSpec, Handle, Labels
 #: Driver kind → ``module:factory`` taking an ``Endpoint``.
 DRIVERS: dict[str, str] = {
     "proxy": "gameday.drivers.proxy:ProxyDriver.from_endpoint",
+    "transport": "gameday.drivers.transport:TransportDriver.from_endpoint",
     "chaos_mesh": "gameday.drivers.chaos_mesh:ChaosMeshDriver.from_endpoint",
     "configmap": "gameday.drivers.configmap:ConfigMapDriver.from_endpoint",
     "stress": "gameday.drivers.stress:StressDriver.from_endpoint",

@@ -17,6 +17,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from gameday.errors import RuleProblem as RuleProblem  # re-exported: the admin API uses it
 from gameday.faults import AbortFault, BandwidthFault, BlackholeFault, LatencyFault, ResetFault
 from gameday.models import Target
 from gameday.records import Labels
@@ -68,15 +69,6 @@ class RuleInput(BaseModel):
         if (self.ttl is None) == (self.expires_at is None):
             raise ValueError("give exactly one of 'ttl' or 'expires_at'")
         return self
-
-
-class RuleProblem(ValueError):
-    """A rule input that cannot be stored; ``field`` is its dotted location."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}" if field else message)
-        self.field = field
-        self.message = message
 
 
 def new_rule_id() -> str:

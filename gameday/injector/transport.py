@@ -11,7 +11,9 @@ shape of the proxy's admin API; a ``ttl`` in a file counts from the file's modif
 The file is re-read when it changes (a mounted ConfigMap is replaced by a symlink swap, which
 changes what ``stat`` sees). A file that is missing or invalid injects nothing: a broken chaos
 config must not break the service. Expired rules are dropped by time, whether or not traffic
-flows: ``active_rules()`` shows it.
+flows: ``active_rules()`` shows it. The ``transport`` driver (:mod:`gameday.drivers.transport`)
+writes such a file, each rule with its absolute ``expires_at``, so a rule stops at its expiry
+even when the process that wrote it is gone.
 
 What the caller sees per fault: a delay; an ``abort`` as a response with that status (the
 inner transport is not called); a ``reset`` as ``httpx.ReadError``; a ``blackhole`` as

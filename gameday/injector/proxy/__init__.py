@@ -20,10 +20,10 @@ Start it with::
 * stdout carries JSON log lines; the first is ``{"event": "listening", ...}`` with the bound
   addresses (port 0 picks a free port).
 
-Modules: ``http1`` (parser), ``client`` and ``upstream`` (the two sides of a proxied
-exchange), ``dataplane`` (their shared state and the upstream pool), ``throttle``, ``replies``,
-``store`` (rules and their expiry timers), ``admin`` and ``openapi``, ``metrics``, ``server``
-(wiring).
+Modules: ``http1`` (parser), ``client`` (built on ``client_state`` and ``client_response``)
+and ``upstream`` (the two sides of a proxied exchange), ``dataplane`` (their shared state and
+the upstream pool), ``throttle``, ``replies``, ``store`` (rules and their expiry timers),
+``admin`` and ``openapi``, ``metrics``, ``server`` (wiring).
 """
 
 from gameday.injector.proxy.server import ProxyConfig, parse_address, parse_upstream, run, serve

@@ -13,6 +13,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from gameday.errors import ParseError as ParseError  # re-exported: the parser's callers use it
+
 MAX_HEAD = 64 * 1024
 MAX_HEADERS = 100
 HOP_BY_HOP = frozenset({
@@ -30,14 +32,6 @@ _SPECIAL = re.compile(rb"\r\n(content-length|transfer-encoding|connection|keep-a
 _HEX = re.compile(rb"^[0-9A-Fa-f]{1,16}$")
 _DIGITS = re.compile(rb"^[0-9]{1,18}$")
 _NO_BODY_STATUS = frozenset({204, 304})
-
-
-class ParseError(Exception):
-    """A malformed message; ``status`` is what to answer a client with."""
-
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 @dataclass(slots=True)

@@ -1,0 +1,129 @@
+"""What a client connection keeps between callbacks, and the moves all of its parts share.
+
+A client connection is one object, :class:`~gameday.injector.proxy.client.ClientConn`, built
+in layers: this one holds the state and the shared moves (pausing reads, answering the client
+ourselves, closing); :mod:`~gameday.injector.proxy.client_response` adds the calls the upstream
+side makes with the answer; :mod:`~gameday.injector.proxy.client` reads requests and applies
+faults. One object rather than three keeps the per-request path free of indirection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+from gameday.injector.decide import PASS, Decision
+from gameday.injector.proxy.http1 import ChunkedScanner, Head
+from gameday.injector.proxy.replies import json_reply
+from gameday.injector.proxy.throttle import Throttle
+
+if TYPE_CHECKING:
+    from gameday.injector.proxy.dataplane import DataPlane
+    from gameday.injector.proxy.upstream import UpstreamConn
+
+# Why reading from the client is paused (bits of ``ConnState.paused``).
+PAUSE_WAIT = 1  # delay, or connecting to the upstream
+PAUSE_UPSTREAM_FULL = 2
+PAUSE_PIPELINE = 4
+
+# Where the connection is in its current exchange (``ConnState.state``).
+HEAD, WAIT, BODY, AWAIT, BLACKHOLE, CLOSED = range(6)
+
+
+class ConnState:
+    """The state of one client connection and the moves every layer of it uses."""
+
+    def __init__(self, plane: DataPlane) -> None:
+        self.plane = plane
+        self.transport: asyncio.Transport | None = None
+        self.buffer = b""
+        self.state = HEAD
+        self.paused = 0
+        self.req: Head | None = None
+        self.req_done = True
+        self.req_remaining = 0
+        self.req_scanner: ChunkedScanner | None = None
+        self.decision: Decision = PASS
+        self.upstream: UpstreamConn | None = None
+        self.code: int | str = 0
+        self.close_after = False
+        self.t0 = 0.0
+        self.retried = False
+        self.timer: asyncio.TimerHandle | None = None
+        self.delay_start = 0.0
+        self.throttle: Throttle | None = None
+        self.end_pending: UpstreamConn | None = None
+        self.parsing = False
+        self.eof = False
+        self.quiet = 0
+        self.connecting: asyncio.Task[None] | None = None
+
+    # -- what the request layer provides ------------------------------------------------------
+
+    def _forward(self) -> None:
+        """Send the current request on to the upstream."""
+        raise NotImplementedError
+
+    def _next(self) -> None:
+        """Go on to the next request on this connection, or close it."""
+        raise NotImplementedError
+
+    # -- shared moves ---------------------------------------------------------------------------
+
+    def _reply(self, status: int, data: object, extra: list[bytes] | None = None) -> None:
+        """Answer the current request ourselves (abort, 502, 4xx) with a JSON body."""
+        if not self.req_done:
+            self.close_after = True  # the unread request body makes the stream unusable
+        if self.transport is not None:
+            self.transport.write(json_reply(status, data, extra, self.close_after))
+        self.code = status
+        self._finish_metrics()
+        self._next()
+
+    def _unreachable(self, detail: str) -> None:
+        self.plane.metrics.upstream_errors.inc()
+        self._reply(502, {"error": "upstream unreachable", "upstream": self.plane.upstream_url,
+                          "detail": detail})
+
+    def _error(self, status: int, message: str) -> None:
+        self.close_after = True
+        self.req_done = True
+        self._reply(status, {"error": message})
+
+    def _finish_metrics(self) -> None:
+        self.plane.metrics.count(self.code, self.plane.loop.time() - self.t0)
+
+    def _pause(self, reason: int, on: bool) -> None:
+        before = self.paused
+        self.paused = before | reason if on else before & ~reason
+        transport = self.transport
+        if transport is None or self.state == CLOSED:
+            return
+        if self.paused and not before:
+            transport.pause_reading()
+        elif before and not self.paused:
+            transport.resume_reading()
+
+    def pause_for_upstream(self, on: bool) -> None:
+        """The upstream's send buffer is full (or drained again)."""
+        self._pause(PAUSE_UPSTREAM_FULL, on)
+
+    def tick(self, max_ticks: int) -> None:
+        """One idle sweep: close a connection that has been quiet between requests too long."""
+        if self.state not in (HEAD,):
+            return
+        self.quiet += 1
+        # A half-sent head gets less patience than an idle keep-alive connection.
+        if self.quiet >= (2 if self.buffer else max_ticks):
+            self.close()
+
+    def close(self, *_: Any) -> None:
+        """Close the connection after what was written is sent."""
+        if self.state != CLOSED:
+            self.state = CLOSED
+            upstream, self.upstream = self.upstream, None
+            if upstream is not None:
+                upstream.client = None
+                upstream.close()
+            if self.transport is not None:
+                self.transport.close()
