@@ -27,6 +27,7 @@ from gameday.guards.hold import HoldResult, Recorder
 from gameday.guards.queries import GuardQuery
 from gameday.guards.rules import Sample, Verdict
 from gameday.guards.signals import SignalResult, Window
+from gameday.notes import Note, upgrade_note
 from gameday.records import Handle, Labels
 from gameday.redact import redact, secret_values
 
@@ -181,19 +182,12 @@ class RunEndedEvent(_Event):
     summary: str = ""
 
 
-class NoteEvent(_Event):
-    """Anything else worth keeping: a kind, a message and flat data."""
-
-    event: Literal["note"] = "note"
-    kind: str
-    message: str
-    data: dict[str, str | int | float | bool | None] = Field(default_factory=dict)
-
-
+#: Every line of a journal: a protocol event, or a note (each kind its own class, see
+#: :mod:`gameday.notes`).
 Event = Annotated[
     PlanEvent | BaselineEvent | StepStartedEvent | FaultIntentEvent | FaultAppliedEvent
     | FaultRevertedEvent | RevertFailedEvent | GuardSampleEvent | HoldEndedEvent
-    | SignalsJudgedEvent | RecoveryEvent | NotificationDroppedEvent | RunEndedEvent | NoteEvent,
+    | SignalsJudgedEvent | RecoveryEvent | NotificationDroppedEvent | RunEndedEvent | Note,
     Field(discriminator="event"),
 ]
 _EVENT: TypeAdapter[Event] = TypeAdapter(Event)
@@ -279,7 +273,7 @@ def read_journal(path: Path | str) -> list[Event]:
             except json.JSONDecodeError:
                 continue
             try:
-                events.append(_EVENT.validate_python(data))
+                events.append(_EVENT.validate_python(upgrade_note(data)))
             except ValidationError as exc:
                 first = exc.errors(include_url=False)[0]
                 where = ".".join(str(p) for p in first["loc"])

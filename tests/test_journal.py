@@ -11,6 +11,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+from typing import get_args
 
 import pytest
 
@@ -28,7 +29,6 @@ from gameday.journal import (
     HoldEndedEvent,
     Journal,
     JournalError,
-    NoteEvent,
     NotificationDroppedEvent,
     PlanEvent,
     PlannedQuery,
@@ -41,6 +41,26 @@ from gameday.journal import (
     read_journal,
 )
 from gameday.models import Guard, Signal
+from gameday.notes import (
+    CancelledNote,
+    ErrorNote,
+    FaultVanishedNote,
+    LockNote,
+    Note,
+    NoticeNote,
+    ObserveFailedNote,
+    PostmortemNote,
+    PreflightFailedNote,
+    PreflightNote,
+    RefusedNote,
+    SignoffGrantedNote,
+    SignoffRefusedNote,
+    SignoffRequestedNote,
+    SlotNote,
+    SweptNote,
+    WaitingNote,
+    WarningNote,
+)
 from gameday.records import Handle, Labels
 from gameday.redact import REDACTED, redact
 
@@ -61,6 +81,32 @@ def intent(step: int = 1) -> FaultIntentEvent:
     h = handle(step)
     return FaultIntentEvent(driver=h.driver, endpoint=h.endpoint, labels=h.labels,
                             fault=h.fault, expires_at=h.expires_at)
+
+
+def every_note() -> list[Event]:
+    """One note of each kind, with every field set."""
+    return [
+        RefusedNote(message="requester mallory may not run in demo"),
+        LockNote(message="holding 'demo'"),
+        SweptNote(message="reverted latency 50ms left by run r0", run="r0"),
+        PreflightNote(message="all guards, signals and the driver answered"),
+        PreflightFailedNote(message="guard errors: no data"),
+        FaultVanishedNote(message="the fault vanished", severity=2),
+        ObserveFailedNote(message="Prometheus did not answer", severity=1),
+        SignoffRequestedNote(message="plan abc needs a second person", plan_hash="abc",
+                             severity=3, requester="alice"),
+        SignoffGrantedNote(message="plan abc approved by bob", approver="bob", plan_hash="abc"),
+        SignoffRefusedNote(message="no sign-off within 3s", approver=None, timed_out=True),
+        ErrorNote(message="DriverError: proxy down"),
+        CancelledNote(message="cancelled while the ladder ran; rolling back"),
+        PostmortemNote(message="postmortem written", path="reports/out/r1/postmortem.md",
+                       run_url="http://127.0.0.1:4200/runs/flow-run/r1"),
+        WarningNote(message="heartbeats every 60s, not 30s"),
+        WaitingNote(message="waiting for environment 'demo'", limit="gameday-env-demo"),
+        SlotNote(message="holding gameday-env-demo", limit="gameday-env-demo", lease="l-1"),
+        NoticeNote(message="ROLLBACK FAILED, faults may remain", notice="rollback_failed",
+                   level="critical"),
+    ]
 
 
 def every_kind() -> list[Event]:
@@ -92,8 +138,13 @@ def every_kind() -> list[Event]:
         RecoveryEvent(recovered=True, seconds=4.2),
         NotificationDroppedEvent(sink="slack", message="step 1 started", reason="deadline"),
         RunEndedEvent(outcome="breached", highest_held=None, first_broken=1),
-        NoteEvent(kind="preflight", message="ok", data={"guards": 2, "fresh": True}),
+        *every_note(),
     ]
+
+
+def test_every_note_kind_is_in_the_round_trip() -> None:
+    """The round trip below covers each class of the journal's note union."""
+    assert {type(n) for n in every_note()} == set(get_args(get_args(Note)[0]))
 
 
 def test_every_event_kind_round_trips(tmp_path: Path) -> None:
@@ -181,21 +232,51 @@ def test_token_exported_after_opening_is_still_hidden(tmp_path: Path,
     path = tmp_path / "j.jsonl"
     with Journal(path) as journal:
         monkeypatch.setenv("LATE_API_TOKEN", TOKEN)
-        journal.write(NoteEvent(kind="x", message=f"Bearer {TOKEN}"))
+        journal.write(ErrorNote(message=f"Bearer {TOKEN}"))
     assert TOKEN not in path.read_text()
     [event] = read_journal(path)
-    assert isinstance(event, NoteEvent) and event.message == f"Bearer {REDACTED}"
+    assert isinstance(event, ErrorNote) and event.message == f"Bearer {REDACTED}"
+
+
+def test_old_style_notes_read_into_their_classes(tmp_path: Path) -> None:
+    """Notes journaled with a free-form ``data`` mapping (and ``notice.*`` kinds) still read."""
+    path = tmp_path / "old.jsonl"
+    path.write_text("\n".join(json.dumps({"at": 1.0, "event": "note", **line}) for line in (
+        {"kind": "swept", "message": "reverted x", "data": {"run": "r0"}},
+        {"kind": "fault_vanished", "message": "gone", "data": {"severity": 2}},
+        {"kind": "signoff_refused", "message": "late",
+         "data": {"approver": None, "timed_out": True}},
+        {"kind": "slot", "message": "holding l", "data": {"limit": "l", "lease": "abc"}},
+        {"kind": "postmortem", "message": "/r/pm.md", "data": {"run_url": "http://p/r"}},
+        {"kind": "notice.rollback", "message": "rollback done in 0.04s", "data": {}},
+    )) + "\n")
+    assert read_journal(path) == [
+        SweptNote(at=1.0, message="reverted x", run="r0"),
+        FaultVanishedNote(at=1.0, message="gone", severity=2),
+        SignoffRefusedNote(at=1.0, message="late", approver=None, timed_out=True),
+        SlotNote(at=1.0, message="holding l", limit="l", lease="abc"),
+        PostmortemNote(at=1.0, message="/r/pm.md", path="/r/pm.md", run_url="http://p/r"),
+        NoticeNote(at=1.0, message="rollback done in 0.04s", notice="rollback"),
+    ]
+
+
+def test_a_note_of_no_known_kind_is_an_error(tmp_path: Path) -> None:
+    """An old note whose kind no class reads is refused, naming the line."""
+    path = tmp_path / "j.jsonl"
+    path.write_text('{"at": 1, "event": "note", "kind": "tick", "message": "m", "data": {}}\n')
+    with pytest.raises(JournalError, match=r"j\.jsonl:1"):
+        read_journal(path)
 
 
 WRITER = textwrap.dedent("""
     import sys
-    from gameday.journal import Journal, NoteEvent
+    from gameday.journal import Journal
+    from gameday.notes import ObserveFailedNote
     journal = Journal(sys.argv[1])
     n = 0
     while True:
         n += 1
-        journal.write(NoteEvent(kind="tick", message="sent with " + sys.argv[2],
-                                data={"n": n, "token": sys.argv[2]}))
+        journal.write(ObserveFailedNote(message="sent with " + sys.argv[2], severity=n))
         print(n, flush=True)
 """)
 
@@ -219,13 +300,12 @@ def test_journal_survives_sigkill_of_its_writer_and_holds_no_token(tmp_path: Pat
         writer.wait(timeout=30)
     assert writer.returncode == -signal.SIGKILL
     events = read_journal(path)
-    numbers = [e.data["n"] for e in events]  # type: ignore[union-attr]
+    numbers = [e.severity for e in events]  # type: ignore[union-attr]
     # Every write confirmed before the kill is there, in order, with nothing missing.
     assert numbers[:confirmed] == list(range(1, confirmed + 1))
     assert numbers == list(range(1, len(numbers) + 1))
     text = path.read_text()
     assert TOKEN not in text
-    assert all(e.data["token"] == REDACTED for e in events)  # type: ignore[union-attr]
     assert all(REDACTED in e.message for e in events)  # type: ignore[union-attr]
     assert json.loads(text.splitlines()[0])["event"] == "note"
 

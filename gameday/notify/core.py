@@ -7,37 +7,15 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Protocol
 
-from gameday.errors import GameDayError
+# Re-exported: sinks and their callers import them from here.
+from gameday.errors import SinkError as SinkError
+from gameday.errors import SinkRetry as SinkRetry
+from gameday.notes import Level
+from gameday.notify.notices import Notice
 
-Level = Literal["info", "warning", "critical"]
-
-
-@dataclass(frozen=True)
-class Notice:
-    """One thing on-call should know about a run."""
-
-    kind: str  # start, step, breach, rollback, rollback_failed, recovery, summary, refused, ...
-    run: str
-    text: str
-    level: Level = "info"
-    fields: dict[str, Any] = field(default_factory=dict)
-    at: float = field(default_factory=time.time)
-
-
-class SinkRetry(Exception):
-    """Raised by a sink to ask for another try, after ``after`` seconds if the peer said so."""
-
-    def __init__(self, reason: str, after: float | None = None) -> None:
-        super().__init__(reason)
-        self.after = after
-
-
-class SinkError(GameDayError):
-    """A sink cannot deliver a notice and another try would not help (bad credentials, an
-    unknown channel, a rejected payload). The notice is dropped and the drop journaled."""
+__all__ = ["Level", "Notice", "Notifier", "OnDrop", "Sink", "SinkError", "SinkRetry"]
 
 
 class Sink(Protocol):

@@ -31,8 +31,17 @@ from typing import Any
 
 import httpx
 
-from gameday.errors import GameDayError
+from gameday.errors import PushError as PushError  # re-exported from its old home
 from gameday.notify.core import Notice
+from gameday.notify.notices import (
+    BreachNotice,
+    RollbackFailedNotice,
+    RollbackNotice,
+    StartNotice,
+    StepNotice,
+    SummaryNotice,
+    VanishedNotice,
+)
 
 JOB = "gameday"
 _SAFE = re.compile(r"[A-Za-z0-9_.:-]+")
@@ -95,11 +104,6 @@ def group_url(base: str, labels: RunLabels) -> str:
     return f"{base.rstrip('/')}/metrics/" + "/".join(path)
 
 
-class PushError(GameDayError):
-    """A push to (or delete from) the Pushgateway did not succeed; the next heartbeat tries
-    again, and the run goes on either way."""
-
-
 def _request(method: str, url: str, timeout: float, body: str | None = None) -> None:
     try:
         response = httpx.request(method, url, content=body, timeout=timeout, trust_env=False,
@@ -147,34 +151,31 @@ class RunMetricsSink:
 
     def send(self, notice: Notice) -> None:
         """Update the state from one notice and wake the pusher; never blocks on the network."""
-        fields = notice.fields
         with self._lock:
             state = self.state
-            if notice.kind == "start":
-                state.active = 1
-                state.service = str(fields.get("service") or "") or None
-                baseline = fields.get("baseline")
-                if isinstance(baseline, dict):
-                    state.baseline = {str(k): float(v) for k, v in baseline.items()
-                                      if isinstance(v, int | float)}
-            elif notice.kind == "step" and isinstance(fields.get("severity"), int):
-                state.step = int(fields["severity"])
-            elif notice.kind == "breach":
-                state.breaches += 1
-                state.aborted = 1
-            elif notice.kind == "vanished":
-                state.aborted = 1
-            elif notice.kind == "rollback":
-                state.step = 0
-            elif notice.kind == "rollback_failed":
-                state.rollback_failed = 1
-            elif notice.kind == "summary":
-                state.active = 0
-                if fields.get("outcome") == "aborted":
+            match notice:
+                case StartNotice():
+                    state.active = 1
+                    state.service = notice.service or None
+                    state.baseline = {b.metric: b.value for b in notice.baseline}
+                case StepNotice():
+                    state.step = notice.severity
+                case BreachNotice():
+                    state.breaches += 1
                     state.aborted = 1
-            else:
-                return
-        if self._pusher is None and notice.kind == "start":
+                case VanishedNotice():
+                    state.aborted = 1
+                case RollbackNotice():
+                    state.step = 0
+                case RollbackFailedNotice():
+                    state.rollback_failed = 1
+                case SummaryNotice():
+                    state.active = 0
+                    if notice.digest.outcome == "aborted":
+                        state.aborted = 1
+                case _:
+                    return
+        if self._pusher is None and isinstance(notice, StartNotice):
             self._pusher = threading.Thread(target=self._push_loop, daemon=True,
                                             name=f"pushgateway-{self.labels.run[:8]}")
             self._pusher.start()

@@ -5,8 +5,9 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
-from typing import Any, TextIO
+from typing import TextIO
 
+from gameday.notes import NoticeNote
 from gameday.notify.core import Notice
 
 _MARK = {"info": "·", "warning": "!", "critical": "‼"}
@@ -32,10 +33,9 @@ class JournalSink:
 
     name = "journal"
 
-    def __init__(self, write: Callable[[str, dict[str, Any]], None]) -> None:
+    def __init__(self, write: Callable[[NoticeNote], None]) -> None:
         self._write = write
 
     def send(self, notice: Notice) -> None:
-        """Append the notice as a ``notice`` event."""
-        self._write("notice", {"kind": notice.kind, "level": notice.level, "text": notice.text,
-                               "fields": notice.fields})
+        """Append the notice as a ``notice`` note: its kind, level and text."""
+        self._write(NoticeNote(notice=notice.kind, level=notice.level, message=notice.text))

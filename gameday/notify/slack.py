@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from gameday.errors import ConfigError
 from gameday.notify.core import Notice, SinkError, SinkRetry
+from gameday.notify.notices import SweepNotice
 from gameday.notify.slack_layout import Layout, Message
 
 if TYPE_CHECKING:
@@ -37,7 +38,7 @@ _RETRYABLE_ERRORS = frozenset({"ratelimited", "rate_limited", "service_unavailab
                                "fatal_error", "internal_error", "request_timeout"})
 #: Notices that may come before the run's start (prepare sweeps leftovers first); they wait
 #: for the start message so that it is the thread's parent.
-PRELUDE_KINDS = frozenset({"sweep"})
+PRELUDE = (SweepNotice,)
 
 
 def _quiet_logger() -> logging.Logger:
@@ -153,7 +154,7 @@ class SlackSink:
             self._send_webhook(self.message(notice))
             return
         parent = self._parents.get(notice.run)
-        if parent is None and notice.kind in PRELUDE_KINDS:
+        if parent is None and isinstance(notice, PRELUDE):
             self._prelude.append(notice)
             return
         if parent is not None:  # the start is the parent; what waited for it follows it

@@ -9,11 +9,28 @@ one, since a mention inside blocks alone does not notify anybody.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, assert_never
 
-from gameday.notify.core import Notice
+from gameday.notes import NoticeKind
+from gameday.notify.notices import (
+    BreachNotice,
+    Notice,
+    RecoveryNotice,
+    RollbackFailedNotice,
+    RollbackNotice,
+    SignoffGrantedNotice,
+    SignoffRequestedNotice,
+    SignoffTimedOutNotice,
+    StartNotice,
+    StepNotice,
+    SummaryNotice,
+    SweepNotice,
+    VanishedNotice,
+    WaitingNotice,
+    WarningNotice,
+)
 
 # Slack's own limits, with room for the ellipsis.
 HEADER_LIMIT = 150
@@ -21,7 +38,7 @@ SECTION_LIMIT = 3000
 FIELD_LIMIT = 2000
 MAX_FIELDS = 10
 
-_ICON = {
+_ICON: dict[NoticeKind, str] = {
     "start": ":test_tube:", "step": ":arrow_forward:", "breach": ":rotating_light:",
     "vanished": ":warning:", "rollback": ":white_check_mark:", "rollback_failed": ":sos:",
     "recovery": ":green_heart:", "summary": ":memo:", "sweep": ":broom:",
@@ -73,21 +90,19 @@ def _context(parts: Sequence[str]) -> Block:
         {"type": "mrkdwn", "text": _cut(" · ".join(parts), SECTION_LIMIT)}]}
 
 
-def _link(url: object, label: str) -> str | None:
+def _link(url: str | None, label: str) -> str | None:
     # Only web links become links; anything else (a file path) is shown as code.
-    if isinstance(url, str) and url.startswith(("http://", "https://")) and "|" not in url:
+    if url and url.startswith(("http://", "https://")) and "|" not in url:
         return f"<{escape(url)}|{label}>"
     return f"`{escape(url)}`" if url else None
 
 
-def _number(value: object, unit: str = "", digits: str = ".4g") -> str | None:
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return f"{value:{digits}}{unit}"
-    return None
+def _number(value: float | None, unit: str = "", digits: str = ".4g") -> str | None:
+    return None if value is None else f"{value:{digits}}{unit}"
 
 
-def _lines(values: object, numbered: bool = False) -> str | None:
-    if not isinstance(values, list | tuple) or not values:
+def _lines(values: Sequence[str], numbered: bool = False) -> str | None:
+    if not values:
         return None
     return "\n".join(f"{i}. {escape(v)}" if numbered else f"• {escape(v)}"
                      for i, v in enumerate(values, start=1))
@@ -101,11 +116,37 @@ class Layout:
     run_url: str | None = None
 
     def message(self, notice: Notice) -> Message:
-        """The message for ``notice``; unknown kinds get a plain one with the notice text."""
-        build = getattr(self, f"_{notice.kind}", None)
-        message: Message = build(notice, notice.fields) if callable(build) else self._plain(
-            notice, notice.fields)
-        return message
+        """The message for ``notice``, laid out for its kind."""
+        match notice:
+            case StartNotice():
+                return self._start(notice)
+            case StepNotice():
+                return self._step(notice)
+            case BreachNotice():
+                return self._breach(notice)
+            case VanishedNotice():
+                return self._simple(notice, f"*Fault vanished — stopping*\n{escape(notice.text)}")
+            case RollbackNotice():
+                return self._simple(notice, "*Rollback done* — nothing of this run is active",
+                                    [("Time to clean", _number(notice.seconds, " s", ".2f")),
+                                     ("Faults reverted", notice.reverted)])
+            case RollbackFailedNotice():
+                return self._rollback_failed(notice)
+            case RecoveryNotice():
+                return self._recovery(notice)
+            case SummaryNotice():
+                return self._summary(notice)
+            case SweepNotice():
+                return self._simple(notice, f"*Swept leftovers* — {escape(notice.text)}")
+            case SignoffRequestedNotice():
+                return self._signoff_requested(notice)
+            case SignoffGrantedNotice():
+                by = f" by *{escape(notice.approver)}*" if notice.approver else ""
+                return self._simple(notice, f"*Sign-off granted*{by} — {escape(notice.text)}")
+            case SignoffTimedOutNotice() | WaitingNotice() | WarningNotice():
+                return self._simple(notice, escape(notice.text))
+            case _:
+                assert_never(notice)
 
     # --- shared pieces -------------------------------------------------------------------
 
@@ -134,90 +175,68 @@ class Layout:
 
     # --- one method per notice kind ---------------------------------------------------------
 
-    def _plain(self, notice: Notice, f: Mapping[str, Any]) -> Message:
-        return self._simple(notice, escape(notice.text))
-
-    def _start(self, notice: Notice, f: Mapping[str, Any]) -> Message:
-        scenario = f.get("scenario") or "game day"
+    def _start(self, notice: StartNotice) -> Message:
         header = {"type": "header", "text": {
             "type": "plain_text", "emoji": True,
-            "text": _cut(f"🧪 Game day: {scenario}", HEADER_LIMIT)}}
+            "text": _cut(f"🧪 Game day: {notice.scenario or 'game day'}", HEADER_LIMIT)}}
         who = " · ".join(x for x in (
-            f"*{escape(f['environment'])}*" if f.get("environment") else None,
-            f"target {escape(f['target'])}" if f.get("target") else None,
-            f"requested by *{escape(f['requester'])}*" if f.get("requester") else None) if x)
+            f"*{escape(notice.environment)}*" if notice.environment else None,
+            f"target {escape(notice.target)}" if notice.target else None,
+            f"requested by *{escape(notice.requester)}*" if notice.requester else None) if x)
         blocks: list[Block] = [header, _section(who or escape(notice.text))]
-        fields = _fields([("Ladder", _lines(f.get("ladder"), numbered=True)),
-                          ("Guards", _lines(f.get("guards")))])
+        fields = _fields([("Ladder", _lines(notice.ladder, numbered=True)),
+                          ("Guards", _lines(notice.guards))])
         if fields:
             blocks.append(fields)
         blocks.append(self._footer(notice))
         return Message(escape(notice.text), blocks)
 
-    def _step(self, notice: Notice, f: Mapping[str, Any]) -> Message:
-        total = f"/{f['total']}" if f.get("total") else ""
-        severity = f.get("severity", "?")
-        fault = escape(f.get("fault") or notice.text)
-        dwell = _number(f.get("dwell"), "s", "g")
-        ttl = _number(f.get("ttl"), "s", "g")
-        headline = f"*Step {severity}{total}* · {fault}" + (f" for {dwell}" if dwell else "")
-        if ttl:
-            headline += f"\n_expires by itself after {ttl}_"
+    def _step(self, notice: StepNotice) -> Message:
+        headline = (f"*Step {notice.severity}/{notice.total}* · "
+                    f"{escape(notice.fault or notice.text)} for {notice.dwell:g}s\n"
+                    f"_expires by itself after {notice.ttl:g}s_")
         return self._simple(notice, headline)
 
-    def _breach(self, notice: Notice, f: Mapping[str, Any]) -> Message:
-        guard = escape(f.get("guard") or "?")
-        at = f" at step {f['severity']}" if f.get("severity") else ""
-        observed = _number(f.get("observed")) or "no data"
+    def _breach(self, notice: BreachNotice) -> Message:
         return self._simple(
-            notice, f"*Guard `{guard}` breached — stopping{at}*",
-            [("Observed", observed), ("Threshold", escape(f.get("threshold") or ""))],
-            page=True)
+            notice, f"*Guard `{escape(notice.guard)}` breached — stopping at step "
+            f"{notice.severity}*",
+            [("Observed", _number(notice.observed) or "no data"),
+             ("Threshold", escape(notice.threshold))], page=True)
 
-    def _vanished(self, notice: Notice, f: Mapping[str, Any]) -> Message:
-        return self._simple(notice, f"*Fault vanished — stopping*\n{escape(notice.text)}")
-
-    def _rollback(self, notice: Notice, f: Mapping[str, Any]) -> Message:
-        return self._simple(notice, "*Rollback done* — nothing of this run is active",
-                            [("Time to clean", _number(f.get("seconds"), " s", ".2f")),
-                             ("Faults reverted", f.get("reverted"))])
-
-    def _rollback_failed(self, notice: Notice, f: Mapping[str, Any]) -> Message:
-        problems = _lines(f.get("problems")) or escape(notice.text)
+    def _rollback_failed(self, notice: RollbackFailedNotice) -> Message:
+        problems = _lines(notice.problems) or escape(notice.text)
         return self._simple(
             notice, f"*ROLLBACK FAILED — faults may remain.* Check the target now; each fault "
             f"still expires by itself at its TTL.\n{problems}", page=True, broadcast=True)
 
-    def _recovery(self, notice: Notice, f: Mapping[str, Any]) -> Message:
-        if f.get("recovered") is False:
+    def _recovery(self, notice: RecoveryNotice) -> Message:
+        if not notice.recovered:
             return self._simple(notice, f"*Not recovered* — {escape(notice.text)}")
-        seconds = _number(f.get("seconds"), " s", ".1f")
+        seconds = _number(notice.seconds, " s", ".1f")
         return self._simple(notice, f"*Recovered*{f' in {seconds}' if seconds else ''}")
 
-    def _summary(self, notice: Notice, f: Mapping[str, Any]) -> Message:
-        outcome = str(f.get("outcome") or "ended")
-        icon = _OUTCOME_ICON.get(outcome, ":memo:")
-        held = f.get("highest_held")
-        of = f" of {f['max_severity']}" if f.get("max_severity") else ""
-        blocks = [_section(f"{icon} *Outcome: {escape(outcome)}*\n"
-                           f"{escape(f.get('summary') or notice.text)}")]
-        fields = _fields([("Highest severity held", f"{held}{of}" if held else f"none{of}"),
-                          ("First broken", f.get("first_broken")),
-                          ("Postmortem", _link(f.get("postmortem"), "postmortem"))])
+    def _summary(self, notice: SummaryNotice) -> Message:
+        # The postmortem's own figures (one report model), so chat and postmortem agree.
+        run = notice.digest
+        icon = _OUTCOME_ICON.get(run.outcome, ":memo:")
+        of = f" of {run.planned_steps}" if run.planned_steps else ""
+        held = f"{run.highest_held}{of}" if run.highest_held else f"none{of}"
+        blocks = [_section(f"{icon} *Outcome: {escape(run.outcome_text)}* · "
+                           f"{escape(run.scenario)} in {escape(run.environment)}\n"
+                           f"{escape(run.summary or notice.text)}")]
+        fields = _fields([
+            ("Highest severity held", held), ("First broken", run.first_broken),
+            ("Stopped by", f"`{escape(run.stopped_by)}`" if run.stopped_by else None),
+            ("Postmortem", _link(notice.postmortem, "postmortem")),
+            ("Learnings", _lines(run.learnings))])
         if fields:
             blocks.append(fields)
         blocks.append(self._footer(notice))
         return Message(escape(notice.text), blocks)
 
-    def _sweep(self, notice: Notice, f: Mapping[str, Any]) -> Message:
-        return self._simple(notice, f"*Swept leftovers* — {escape(notice.text)}")
-
-    def _signoff_requested(self, notice: Notice, f: Mapping[str, Any]) -> Message:
-        at = f" for step {f['severity']}" if f.get("severity") else ""
-        link = _link(f.get("url") or self.run_url, "approve or reject in Prefect")
+    def _signoff_requested(self, notice: SignoffRequestedNotice) -> Message:
+        at = f" for step {notice.severity}" if notice.severity else ""
+        link = _link(self.run_url, "approve or reject in Prefect")
         return self._simple(notice, f"*Sign-off needed{at}* — {escape(notice.text)}"
                             + (f"\n{link}" if link else ""))
-
-    def _signoff_granted(self, notice: Notice, f: Mapping[str, Any]) -> Message:
-        by = f" by *{escape(f['approver'])}*" if f.get("approver") else ""
-        return self._simple(notice, f"*Sign-off granted*{by} — {escape(notice.text)}")

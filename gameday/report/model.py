@@ -16,11 +16,11 @@ from gameday.journal import (
     BaselineEvent,
     Event,
     FaultAppliedEvent,
-    NoteEvent,
     NotificationDroppedEvent,
     PlanEvent,
     RunEndedEvent,
 )
+from gameday.notes import PostmortemNote, SignoffGrantedNote
 from gameday.report.learnings import learnings
 from gameday.report.links import without_credentials
 from gameday.report.observed import (
@@ -206,10 +206,8 @@ def build_report(events: Sequence[Event], *, run: str | None = None,
     plan = next((e for e in events if isinstance(e, PlanEvent)), None)
     baseline = next((e.window for e in events if isinstance(e, BaselineEvent)), None)
     ended = next((e for e in reversed(events) if isinstance(e, RunEndedEvent)), None)
-    approver = next((e.data.get("approver") for e in events if isinstance(e, NoteEvent)
-                     and e.kind in ("signoff_granted", "signoff")), None)
-    recorded_url = next((e.data.get("run_url") for e in events if isinstance(e, NoteEvent)
-                         and e.kind == "postmortem"), None)
+    approver = next((e.approver for e in events if isinstance(e, SignoffGrantedNote)), None)
+    recorded_url = next((e.run_url for e in events if isinstance(e, PostmortemNote)), None)
     found_service, found_dependency = _target(events)
     service, dependency = service or found_service, dependency or found_dependency
     window = run_window(events)
@@ -225,8 +223,7 @@ def build_report(events: Sequence[Event], *, run: str | None = None,
         run=plan.run if plan else run or "?", scenario=plan.scenario if plan else "?",
         environment=plan.environment if plan else "?",
         requester=plan.requester if plan else "?",
-        approver=str(approver) if approver else None,
-        run_url=run_url or (str(recorded_url) if recorded_url else None),
+        approver=approver or None, run_url=run_url or recorded_url,
         outcome=outcome, outcome_text=OUTCOME_TEXT.get(outcome, outcome),
         summary=ended.summary if ended else "",
         highest_held=ended.highest_held if ended else None,

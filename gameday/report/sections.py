@@ -14,7 +14,6 @@ from gameday.journal import (
     FaultRevertedEvent,
     GuardSampleEvent,
     HoldEndedEvent,
-    NoteEvent,
     NotificationDroppedEvent,
     PlanEvent,
     RecoveryEvent,
@@ -22,6 +21,19 @@ from gameday.journal import (
     RunEndedEvent,
     SignalsJudgedEvent,
     StepStartedEvent,
+)
+from gameday.notes import (
+    CancelledNote,
+    ErrorNote,
+    FaultVanishedNote,
+    NoticeNote,
+    ObserveFailedNote,
+    PreflightFailedNote,
+    PreflightNote,
+    RefusedNote,
+    SignoffGrantedNote,
+    SignoffRefusedNote,
+    SweptNote,
 )
 from gameday.report.links import graph_link
 from gameday.report.observed import (
@@ -50,10 +62,10 @@ from gameday.report.parts import (
 #: The standard metrics of every step: (signal template name, label, unit).
 METRICS = (("latency_p50_ms", "p50 latency", "ms"), ("latency_p95_ms", "p95 latency", "ms"),
            ("latency_p99_ms", "p99 latency", "ms"), ("error_rate_percent", "error rate", "%"))
-#: Notes worth a line in the timeline (``notice.*`` notes repeat other events).
-TIMELINE_NOTES = frozenset({"refused", "preflight", "preflight_failed", "swept",
-                            "fault_vanished", "error", "signoff_granted", "signoff_refused",
-                            "cancelled", "observe_failed"})
+#: Notes worth a line in the timeline (notice notes repeat other events).
+TIMELINE_NOTES = (RefusedNote, PreflightNote, PreflightFailedNote, SweptNote, FaultVanishedNote,
+                  ErrorNote, SignoffGrantedNote, SignoffRefusedNote, CancelledNote,
+                  ObserveFailedNote)
 #: Circuit breaker transitions shown in the timeline, at most (a flapping breaker is noisy).
 MAX_BREAKER_LINES = 8
 BREAKER_WORDS = {0.0: "closed", 1.0: "half-open", 2.0: "opened"}
@@ -88,8 +100,8 @@ def steps(events: Sequence[Event], baseline: Window | None,
             draft = drafts[event.severity]
             draft.ended, draft.held = event.result.ended, event.result.held
             draft.stopped_by = event.result.guard
-        elif isinstance(event, NoteEvent) and event.kind == "fault_vanished":
-            vanished = drafts.get(int(event.data.get("severity") or 0))
+        elif isinstance(event, FaultVanishedNote):
+            vanished = drafts.get(event.severity)
             if vanished is not None:
                 vanished.ended, vanished.held = event.at, False
                 vanished.stopped_by = "fault vanished"
@@ -142,9 +154,8 @@ def fired(events: Sequence[Event]) -> tuple[GuardFired, ...]:
 
 def rollback(events: Sequence[Event]) -> Rollback:
     """What rollback reverted and verified, what failed, what was swept, and recovery."""
-    swept = tuple(e.message for e in events if isinstance(e, NoteEvent) and e.kind == "swept")
-    swept_runs = {e.data.get("run") for e in events if isinstance(e, NoteEvent)
-                  and e.kind == "swept"}
+    swept = tuple(e.message for e in events if isinstance(e, SweptNote))
+    swept_runs = {e.run for e in events if isinstance(e, SweptNote)}
     last_step = max((e.at for e in events if isinstance(e, StepStartedEvent)), default=0.0)
     # A revert before the last step began only made room for the next step.
     reverted = tuple(f"{e.handle.fault} at {e.endpoint}" for e in events
@@ -152,8 +163,8 @@ def rollback(events: Sequence[Event]) -> Rollback:
                      and e.labels.run not in swept_runs and e.at >= last_step)
     failed = tuple(f"{e.handle.fault if e.handle else 'fault'} at {e.endpoint}: {e.error}"
                    for e in events if isinstance(e, RevertFailedEvent))
-    verification = next((e.message for e in reversed(events) if isinstance(e, NoteEvent)
-                         and e.kind in ("notice.rollback", "notice.rollback_failed")), "")
+    verification = next((e.message for e in reversed(events) if isinstance(e, NoticeNote)
+                         and e.notice in ("rollback", "rollback_failed")), "")
     recovery = next((e for e in reversed(events) if isinstance(e, RecoveryEvent)), None)
     return Rollback(reverted=reverted, failed=failed, swept=swept, verification=verification,
                     recovered=recovery.recovered if recovery else None,
@@ -191,7 +202,7 @@ def _line(event: Event, pending_seen: set[tuple[str, int | None]]) -> str | None
             text = (("recovered" if event.recovered else "did not recover")
                     + (f" in {event.seconds:.1f}s" if event.seconds is not None else "")
                     + (f": {event.detail}" if event.detail else ""))
-        case NoteEvent() if event.kind in TIMELINE_NOTES:
+        case _ if isinstance(event, TIMELINE_NOTES):
             text = f"{event.kind.replace('_', ' ')}: {event.message}"
         case NotificationDroppedEvent():
             text = f"notification to {event.sink} dropped: {event.reason}"

@@ -6,7 +6,12 @@ import io
 import threading
 import time
 
-from gameday.notify import ConsoleSink, Notice, Notifier, SinkRetry
+from gameday.notify import ConsoleSink, Notice, Notifier, SinkRetry, WarningNotice
+
+
+def say(text: str) -> WarningNotice:
+    """A notice of run r1 that says ``text``."""
+    return WarningNotice(run="r1", text=text)
 
 
 class HangingSink:
@@ -40,7 +45,7 @@ def test_post_returns_at_once_with_a_hung_sink() -> None:
     slowest = 0.0
     for i in range(10):
         started = time.monotonic()
-        notifier.post(Notice("step", "r1", f"message {i}"))
+        notifier.post(say(f"message {i}"))
         slowest = max(slowest, time.monotonic() - started)
         time.sleep(0.05)  # let the console keep up; the hung lane cannot
     assert slowest < 0.5
@@ -56,7 +61,7 @@ def test_retry_after_is_honoured() -> None:
     sink = FlakySink(failures=1, after=0.3)
     notifier = Notifier([sink])
     posted = time.monotonic()
-    notifier.post(Notice("start", "r1", "hello"))
+    notifier.post(say("hello"))
     assert notifier.flush(10)
     assert sink.delivered and sink.delivered[0][1] - posted >= 0.3
     notifier.close()
@@ -67,7 +72,7 @@ def test_deadline_drops_and_reports() -> None:
     drops: list[str] = []
     sink = FlakySink(failures=100, after=0.2)
     notifier = Notifier([sink], deadline=0.5, on_drop=lambda s, n, r: drops.append(n.text))
-    notifier.post(Notice("breach", "r1", "guard tripped"))
+    notifier.post(say("guard tripped"))
     assert notifier.flush(10)
     assert drops == ["guard tripped"] and not sink.delivered
     notifier.close()
@@ -82,7 +87,7 @@ def test_a_crashing_sink_is_contained() -> None:
             raise RuntimeError("bug")
 
     notifier = Notifier([Broken()])
-    notifier.post(Notice("start", "r1", "x"))
+    notifier.post(say("x"))
     assert notifier.flush(5)
     assert notifier.dropped[0][2] == "RuntimeError: bug"
     notifier.close()
@@ -106,7 +111,7 @@ def test_close_runs_each_sinks_close_after_its_last_notice() -> None:
     sink = Closing()
     notifier = Notifier([sink])
     for text in ("a", "b", "c"):
-        notifier.post(Notice("step", "r1", text))
+        notifier.post(say(text))
     notifier.close(timeout=5.0)
     assert sink.seen == ["a", "b", "c", "closed"]
 
@@ -116,8 +121,8 @@ def test_close_reports_a_notice_stuck_in_delivery_once() -> None:
     hung = HangingSink()
     drops: list[tuple[str, str]] = []
     notifier = Notifier([hung], on_drop=lambda s, n, r: drops.append((n.text, r)))
-    notifier.post(Notice("start", "r1", "stuck"))
-    notifier.post(Notice("step", "r1", "queued"))
+    notifier.post(say("stuck"))
+    notifier.post(say("queued"))
     time.sleep(0.1)
     started = time.monotonic()
     notifier.close(timeout=0.2, grace=0.3)

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from gameday.journal import NoteEvent, read_journal
+from gameday.journal import read_journal
+from gameday.notes import PostmortemNote
 from gameday.protocol.learn import write_postmortem
 from gameday.report.history import read_findings
 from tests.report.conftest import DATA
@@ -51,6 +52,6 @@ def test_learning_twice_records_the_run_once(folders: Path) -> None:
     (entry,) = read_findings("auth-latency-ladder")
     assert (entry.run, entry.outcome, entry.highest_held) == (RUN, "rollback_failed", 1)
     events = read_journal(folders / "state" / "runs" / RUN / "journal.jsonl")
-    notes = [e for e in events if isinstance(e, NoteEvent) and e.kind == "postmortem"]
+    notes = [e for e in events if isinstance(e, PostmortemNote)]
     assert len(notes) == 2  # the recorded one (another path) and this run's
-    assert notes[-1].message == str(folders / "reports" / RUN / "postmortem.md")
+    assert notes[-1].path == str(folders / "reports" / RUN / "postmortem.md")

@@ -8,12 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from gameday.journal import NoteEvent
+from gameday.journal import RunEndedEvent
+from gameday.notes import CancelledNote, SignoffGrantedNote
 from gameday.report import build_report, run_window
+from gameday.report.digest import MAX_LEARNINGS, digest
 from gameday.report.observed import BREAKER_STATE, FAULTS_PER_SECOND, Observed, Series
 from tests.report.conftest import journal, observed, report
 
-PURE = ("model", "parts", "sections", "observed", "learnings", "links")
+PURE = ("model", "parts", "sections", "observed", "learnings", "links", "digest")
 IO_LIBRARIES = {"httpx", "requests", "prometheus_api_client", "urllib3", "matplotlib",
                 "prefect", "jinja2", "socket", "kubernetes", "slack_sdk", "subprocess"}
 IO_MODULES = {"gameday.report.fetch", "gameday.report.render", "gameday.report.charts",
@@ -66,8 +68,8 @@ def test_summary_names_outcome_and_how_far_the_ladder_got(case: str) -> None:
 
 def test_approver_comes_from_the_sign_off() -> None:
     """A granted sign-off in the journal names the approver."""
-    events = [*journal("aborted"), NoteEvent(kind="signoff_granted", message="approved",
-                                             data={"approver": "dana"})]
+    events = [*journal("aborted"), SignoffGrantedNote(message="approved", approver="dana",
+                                                      plan_hash="abc123abc123")]
     assert report("aborted", events=events).approver == "dana"
     assert report("aborted").approver is None
 
@@ -165,3 +167,27 @@ def test_run_window_spans_baseline_to_end() -> None:
     baseline = next(e for e in events if e.event == "baseline")
     assert window[0] == baseline.window.start  # type: ignore[union-attr]
     assert window[1] == next(e.at for e in events if e.event == "run_ended")
+
+
+def test_a_cancellation_has_its_line_in_the_timeline() -> None:
+    """The moment a run was cancelled shows in the timeline, before rollback and the end."""
+    events = journal("aborted")
+    ended = next(e for e in events if isinstance(e, RunEndedEvent))
+    note = CancelledNote(at=ended.at - 1, message="cancelled while the ladder ran; rolling back")
+    timeline = [t.text for t in report("aborted", events=[*events, note]).timeline]
+    line = "cancelled: cancelled while the ladder ran; rolling back"
+    assert line in timeline and timeline.index(line) < len(timeline) - 1
+
+
+def test_the_digest_repeats_the_report(case: str) -> None:
+    """The chat digest carries the report's own outcome, reach and first learnings."""
+    built = report(case)
+    cut = digest(built)
+    assert (cut.run, cut.outcome, cut.outcome_text, cut.summary) == (
+        built.run, built.outcome, built.outcome_text, built.summary)
+    assert (cut.highest_held, cut.first_broken, cut.planned_steps) == (
+        built.highest_held, built.first_broken, built.planned_steps)
+    assert cut.learnings == built.learnings[:MAX_LEARNINGS]
+    assert cut.faults_may_remain == built.faults_may_remain
+    assert cut.stopped_by == {"passed": None, "aborted": "error_rate_percent",
+                              "rollback_failed": "fault vanished"}[case]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from gameday.journal import NoteEvent
+from gameday.notes import ErrorNote
 from gameday.report import build_report, render_markdown, write_report
 from gameday.report.history import finding, record
 from tests.report.conftest import journal, observed
@@ -22,7 +22,7 @@ def test_secrets_of_the_environment_never_reach_the_report(
     monkeypatch.setenv("GAMEDAY_HISTORY", str(tmp_path / "history"))
     # Events built in memory skip the journal's own redaction: the report must not rely on it.
     events = [*journal("aborted"),
-              NoteEvent(kind="error", message=f"proxy said: bad token {SECRET}")]
+              ErrorNote(message=f"proxy said: bad token {SECRET}")]
     built = build_report(events, observed=observed("aborted"),
                          prometheus_url="http://gd:pa55w0rd-x@127.0.0.1:9090")
     assert any(SECRET in t.text for t in built.timeline)  # it was there to leak

@@ -7,7 +7,22 @@ import uuid
 
 import pytest
 
-from gameday.notify import Notice, Notifier, RunLabels, RunMetricsSink
+from gameday.notify import (
+    BaselineFigure,
+    BreachNotice,
+    Notice,
+    Notifier,
+    RollbackFailedNotice,
+    RollbackNotice,
+    RunLabels,
+    RunMetricsSink,
+    StartNotice,
+    StepNotice,
+    SummaryNotice,
+    SweepNotice,
+)
+from gameday.report.digest import digest
+from tests.report.conftest import report
 from tests.tell.conftest import group_of, value
 
 pytestmark = pytest.mark.integration
@@ -29,27 +44,50 @@ def wait_group(url: str, run: str, check: object = None, timeout: float = 10.0
     raise AssertionError(f"group of run {run} not as expected within {timeout:g}s: {group}")
 
 
-START = {"service": "user-service", "baseline": {"latency_p95_ms": 12.5,
-                                                 "error_rate_percent": 0.0}}
+def start(run: str, baseline: bool = False) -> StartNotice:
+    """The start notice of ``run``, with the baseline if asked for."""
+    figures = (BaselineFigure(metric="latency_p95_ms", value=12.5),
+               BaselineFigure(metric="error_rate_percent", value=0.0))
+    return StartNotice(run=run, text="start", scenario="auth-latency", environment="demo",
+                       requester="alice", service="user-service",
+                       target="user-service → auth-service", baseline=figures if baseline else ())
+
+
+def rollback_failed(run: str) -> RollbackFailedNotice:
+    """A failed rollback of ``run``."""
+    return RollbackFailedNotice(run=run, text="ROLLBACK FAILED", seconds=1.0, problems=("x",))
+
+
+def the_rest(run: str, severity: int) -> list[Notice]:
+    """Step ``severity``, a breach there, rollback and the aborted run's summary."""
+    return [
+        StepNotice(run=run, text=f"step {severity}", severity=severity, total=3, fault="latency",
+                   dwell=1, ttl=2),
+        BreachNotice(run=run, text="guard", guard="g", severity=severity, threshold="> 5"),
+        RollbackNotice(run=run, text="rollback done", seconds=0.1, reverted=1),
+        SummaryNotice(run=run, text="aborted", digest=digest(report("aborted")),
+                      postmortem="pm.md"),
+    ]
 
 
 def test_a_run_pushes_its_group_and_deletes_it_at_the_end(gateway: str) -> None:
     """Start, steps and a breach show in the run's group; closing the notifier deletes it."""
     run = labels()
     notifier = Notifier([RunMetricsSink(gateway, run, heartbeat=0.5)])
-    notifier.post(Notice("start", run.run, "start", fields=START))
+    notifier.post(start(run.run, baseline=True))
     group = wait_group(gateway, run.run)
     assert group["labels"] == {"job": "gameday", "environment": "demo", "run": run.run}
     assert value(group, "chaos_run_active", scenario="auth-latency") == 1
     assert value(group, "chaos_run_baseline", metric="latency_p95_ms",
                  service="user-service") == 12.5
-    notifier.post(Notice("step", run.run, "step 2", fields={"severity": 2}))
-    notifier.post(Notice("breach", run.run, "guard", "critical", fields={"guard": "g"}))
+    step, breach, rollback, summary = the_rest(run.run, 2)
+    notifier.post(step)
+    notifier.post(breach)
     group = wait_group(gateway, run.run,
                        lambda g: value(g, "chaos_guard_breaches_total") == 1)
     assert value(group, "chaos_run_step") == 2 and value(group, "chaos_run_aborted") == 1
-    notifier.post(Notice("rollback", run.run, "rollback done"))
-    notifier.post(Notice("summary", run.run, "aborted", fields={"outcome": "aborted"}))
+    notifier.post(rollback)
+    notifier.post(summary)
     notifier.close()
     assert group_of(gateway, run.run) is None
 
@@ -58,7 +96,7 @@ def test_the_heartbeat_keeps_push_time_fresh(gateway: str) -> None:
     """While the run lasts its group is re-pushed, so push_time_seconds keeps moving."""
     run = labels()
     sink = RunMetricsSink(gateway, run, heartbeat=0.3)
-    sink.send(Notice("start", run.run, "start"))
+    sink.send(start(run.run))
     first = value(wait_group(gateway, run.run), "push_time_seconds")
     assert first is not None
     later = wait_group(gateway, run.run,
@@ -72,8 +110,8 @@ def test_a_failed_rollback_keeps_the_group_for_the_alert(gateway: str) -> None:
     """After a failed rollback the group stays, inactive, with chaos_run_rollback_failed 1."""
     run = labels()
     sink = RunMetricsSink(gateway, run, heartbeat=0.3)
-    sink.send(Notice("start", run.run, "start"))
-    sink.send(Notice("rollback_failed", run.run, "ROLLBACK FAILED", "critical"))
+    sink.send(start(run.run))
+    sink.send(rollback_failed(run.run))
     sink.close()
     group = wait_group(gateway, run.run)
     assert value(group, "chaos_run_rollback_failed") == 1
@@ -84,7 +122,7 @@ def test_nothing_is_pushed_before_the_start(gateway: str) -> None:
     """A refused or dry run (no start notice) leaves no group behind."""
     run = labels()
     sink = RunMetricsSink(gateway, run, heartbeat=0.3)
-    sink.send(Notice("sweep", run.run, "swept"))
+    sink.send(SweepNotice(run=run.run, text="swept", count=1))
     time.sleep(0.5)
     sink.close()
     assert group_of(gateway, run.run) is None
@@ -95,8 +133,8 @@ def test_a_dead_gateway_never_blocks_the_run() -> None:
     run = labels()
     sink = RunMetricsSink("http://127.0.0.1:9", run, heartbeat=0.2, timeout=0.5)
     started = time.monotonic()
-    for kind in ("start", "step", "breach", "rollback", "summary"):
-        sink.send(Notice(kind, run.run, kind, fields={"severity": 1}))
+    for notice in (start(run.run), *the_rest(run.run, 1)):
+        sink.send(notice)
     assert time.monotonic() - started < 0.1
     time.sleep(0.5)
     sink.close()
@@ -109,9 +147,9 @@ def test_the_next_run_sweeps_groups_of_dead_runs(gateway: str) -> None:
     failed, dead, elsewhere = labels(), labels(), RunLabels(str(uuid.uuid4()), "s", "staging")
     for left in (failed, dead, elsewhere):  # each start sweeps: the failed one must say so first
         sink = RunMetricsSink(gateway, left, heartbeat=60)
-        sink.send(Notice("start", left.run, "start"))
+        sink.send(start(left.run))
         if left is failed:
-            sink.send(Notice("rollback_failed", left.run, "ROLLBACK FAILED", "critical"))
+            sink.send(rollback_failed(left.run))
         expected = 1 if left is failed else 0
         wait_group(gateway, left.run,
                    lambda g, want=expected: value(g, "chaos_run_rollback_failed") == want)
@@ -121,7 +159,7 @@ def test_the_next_run_sweeps_groups_of_dead_runs(gateway: str) -> None:
     assert group_of(gateway, dead.run) is not None
     run = labels()
     sink = RunMetricsSink(gateway, run, heartbeat=60)
-    sink.send(Notice("start", run.run, "start"))
+    sink.send(start(run.run))
     wait_group(gateway, run.run)
     assert group_of(gateway, dead.run) is None
     assert group_of(gateway, failed.run) is not None

@@ -10,8 +10,23 @@ import pytest
 
 from gameday.errors import ConfigError
 from gameday.models import SlackSettings
-from gameday.notify import Notice, Notifier, SlackConfig, SlackSink
+from gameday.notify import (
+    BreachNotice,
+    Notice,
+    Notifier,
+    RecoveryNotice,
+    RollbackFailedNotice,
+    RollbackNotice,
+    SlackConfig,
+    SlackSink,
+    StartNotice,
+    StepNotice,
+    SummaryNotice,
+    SweepNotice,
+)
+from gameday.report.digest import digest
 from tests.fakes.slack_api import FakeSlack
+from tests.report.conftest import report
 
 TOKEN = "xoxb-1234-very-secret-token"
 ONCALL = "<!subteam^S0ONCALL>"
@@ -31,21 +46,24 @@ def bot(fake: FakeSlack, token: str = TOKEN, timeout: float = 5.0) -> SlackSink:
 
 
 def story() -> list[Notice]:
+    """The notices of a run aborted by a guard at its second step."""
     return [
-        Notice("start", "r1", "game day auth-latency in demo", fields={
-            "scenario": "auth-latency", "environment": "demo", "requester": "alice",
-            "ladder": ["latency 50ms · 20s", "latency 250ms · 20s"],
-            "guards": ["error_rate_percent > 5 for 2s"]}),
-        Notice("step", "r1", "step 1/2: latency 50ms", fields={"severity": 1, "total": 2}),
-        Notice("step", "r1", "step 2/2: latency 250ms", fields={"severity": 2, "total": 2}),
-        Notice("breach", "r1", "guard error_rate_percent stopped step 2", "critical",
-               fields={"guard": "error_rate_percent", "observed": 12.5, "threshold": "> 5",
-                       "severity": 2}),
-        Notice("rollback", "r1", "rollback done in 0.04s", fields={"seconds": 0.04}),
-        Notice("recovery", "r1", "recovered in 3.0s", fields={"recovered": True, "seconds": 3.0}),
-        Notice("summary", "r1", "aborted at severity 2", fields={
-            "outcome": "aborted", "highest_held": 1, "max_severity": 2,
-            "postmortem": "reports/out/r1/postmortem.md"}),
+        StartNotice(run="r1", text="game day auth-latency in demo", scenario="auth-latency",
+                    environment="demo", requester="alice", service="user-service",
+                    target="user-service → auth-service",
+                    ladder=("latency 50ms · 20s", "latency 250ms · 20s"),
+                    guards=("error_rate_percent > 5 for 2s",)),
+        StepNotice(run="r1", text="step 1/2: latency 50ms", severity=1, total=2,
+                   fault="latency 50ms", dwell=20, ttl=30),
+        StepNotice(run="r1", text="step 2/2: latency 250ms", severity=2, total=2,
+                   fault="latency 250ms", dwell=20, ttl=30),
+        BreachNotice(run="r1", text="guard error_rate_percent stopped step 2",
+                     guard="error_rate_percent", observed=12.5, threshold="> 5", severity=2),
+        RollbackNotice(run="r1", text="rollback done in 0.04s", seconds=0.04, reverted=1),
+        RecoveryNotice(run="r1", text="recovered in 3.0s", recovered=True, seconds=3.0),
+        SummaryNotice(run="r1", text="aborted at severity 2", level="warning",
+                      digest=digest(report("aborted")),
+                      postmortem="reports/out/r1/postmortem.md"),
     ]
 
 
@@ -74,7 +92,7 @@ def test_one_parent_and_the_run_in_its_thread(slack: FakeSlack) -> None:
 
 def test_sweep_before_the_start_goes_into_the_thread(slack: FakeSlack) -> None:
     """A sweep notice sent before the start waits, so the start still is the parent."""
-    notices = [Notice("sweep", "r1", "reverted 1 leftover fault(s)", "warning"), *story()[:2]]
+    notices = [SweepNotice(run="r1", text="reverted 1 leftover fault(s)", count=1), *story()[:2]]
     notifier = deliver(bot(slack), notices)
     assert notifier.flush(20)
     notifier.close()
@@ -85,8 +103,8 @@ def test_sweep_before_the_start_goes_into_the_thread(slack: FakeSlack) -> None:
 
 def test_rollback_failed_pages_on_call_in_the_channel(slack: FakeSlack) -> None:
     """A failed rollback mentions the on-call group and is broadcast to the channel at once."""
-    failed = Notice("rollback_failed", "r1", "ROLLBACK FAILED, faults may remain: x", "critical",
-                    fields={"problems": ["latency at 127.0.0.1:1: refused"]})
+    failed = RollbackFailedNotice(run="r1", text="ROLLBACK FAILED, faults may remain: x",
+                                  seconds=1.0, problems=("latency at 127.0.0.1:1: refused",))
     notifier = deliver(bot(slack), [story()[0], failed])
     assert notifier.flush(20)
     notifier.close()
@@ -214,8 +232,9 @@ def test_secret_values_in_a_notice_are_blanked(slack: FakeSlack,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     """A notice quoting a secret (a driver error, say) reaches Slack with it redacted."""
     monkeypatch.setenv("GAMEDAY_PROXY_TOKEN", "proxy-admin-secret-value")
-    leaky = Notice("rollback_failed", "r1", "revert failed: bad token proxy-admin-secret-value",
-                   "critical", fields={"problems": [f"auth {TOKEN} proxy-admin-secret-value"]})
+    leaky = RollbackFailedNotice(run="r1", text="revert failed: bad token "
+                                 "proxy-admin-secret-value", seconds=1.0,
+                                 problems=(f"auth {TOKEN} proxy-admin-secret-value",))
     notifier = deliver(bot(slack), [story()[0], leaky])
     assert notifier.flush(20)
     notifier.close()

@@ -1,0 +1,49 @@
+"""A finished run's digest for chat, cut from the same report model as the postmortem."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:
+    from gameday.report.model import GameDayReport
+
+#: Learnings a digest repeats; the postmortem has them all.
+MAX_LEARNINGS = 3
+
+
+class ReportDigest(BaseModel):
+    """What chat says about a finished run: outcome, reach, what stopped it, learnings."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    run: str
+    scenario: str
+    environment: str
+    outcome: str
+    outcome_text: str
+    #: The postmortem's one-line headline (emoji, scenario, environment, reach).
+    headline: str
+    summary: str
+    highest_held: int | None = None
+    first_broken: int | None = None
+    planned_steps: int = 0
+    #: The guard (or "fault vanished") that ended the ladder early, if one did.
+    stopped_by: str | None = None
+    faults_may_remain: bool = False
+    learnings: tuple[str, ...] = ()
+    run_url: str | None = None
+
+
+def digest(report: GameDayReport) -> ReportDigest:
+    """The digest of ``report``: the postmortem's own figures and its first learnings."""
+    stopped = next((s.stopped_by for s in report.steps if s.held is False and s.stopped_by),
+                   None)
+    return ReportDigest(
+        run=report.run, scenario=report.scenario, environment=report.environment,
+        outcome=report.outcome, outcome_text=report.outcome_text, headline=report.headline,
+        summary=report.summary, highest_held=report.highest_held,
+        first_broken=report.first_broken, planned_steps=report.planned_steps,
+        stopped_by=stopped, faults_may_remain=report.faults_may_remain,
+        learnings=report.learnings[:MAX_LEARNINGS], run_url=report.run_url)
