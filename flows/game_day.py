@@ -14,7 +14,7 @@ import signal
 import uuid
 from collections.abc import AsyncIterator
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from prefect import flow, get_run_logger
 from prefect.client.schemas.objects import FlowRun, State
@@ -22,22 +22,26 @@ from prefect.exceptions import MissingContextError
 from prefect.runtime import deployment as current_deployment
 from prefect.runtime import flow_run as current_run
 from prefect.states import Failed
+from pydantic import Field, WithJsonSchema
 
-from gameday.environments import load_environment
+from blocks import load_environment
 from gameday.errors import GameDayError, RefusedError
-from gameday.journal import Journal, NoteEvent, RunEndedEvent, read_journal
+from gameday.journal import Journal, RunEndedEvent, read_journal
 from gameday.load import load_default, load_mission
-from gameday.notify.pushgateway import RunLabels, RunState, finish_run
+from gameday.notes import CancelledNote, ErrorNote
+from gameday.notify import RecoveryNotice, RollbackFailedNotice, RollbackNotice
 from gameday.paths import journal_path
 from gameday.protocol.checks import Request
 from gameday.protocol.context import RunContext
 from gameday.protocol.escalate import Escalation
-from gameday.protocol.learn import write_postmortem
+from gameday.protocol.learn import summary_notice, write_postmortem
 from gameday.protocol.observe import Observation
 from gameday.protocol.outcome import Outcome, decide
 from gameday.protocol.prepare import open_run
+from gameday.protocol.reap import tell_rollback
 from gameday.protocol.rollback import RollbackResult
 from gameday.protocol.signoff import await_sign_off, needs_sign_off
+from gameday.protocol.summary import RunSummary, dry_run_plan
 from orchestration.signoff import pause_for_sign_off
 from tasks.escalate import escalate_phase
 from tasks.learn import learn_phase
@@ -56,11 +60,8 @@ def revert_after_crash(flow: Any, flow_run: FlowRun, state: State[Any]) -> None:
     environment = load_environment(str(flow_run.parameters.get("environment", "demo")))
     result = revert_run(run, environment)
     _free_slot(run)
-    if environment.pushgateway_url:  # the run's own process cannot end its metrics any more
-        with contextlib.suppress(GameDayError):
-            finish_run(environment.pushgateway_url,
-                       RunLabels(run, str(flow_run.parameters.get("scenario", "")),
-                                 environment.name), RunState(rollback_failed=int(not result.clean)))
+    # The run's own process cannot end its metrics, nor tell that this rollback failed.
+    tell_rollback(run, environment, str(flow_run.parameters.get("scenario", "")), result)
     path = journal_path(run)
     if not path.exists():
         return
@@ -71,7 +72,7 @@ def revert_after_crash(flow: Any, flow_run: FlowRun, state: State[Any]) -> None:
                          cancelled=cancelled)
         with Journal(path) as journal:
             journal.write(RunEndedEvent(outcome=outcome.outcome, summary=outcome.summary))
-        write_postmortem(run)
+        write_postmortem(run, environment=environment)
 
 
 def _scenario_names() -> Any:
@@ -91,53 +92,88 @@ else:
     ScenarioName = _scenario_names()
 
 
+def _environment_schema() -> dict[str, Any]:
+    """The known environments (the catalog's files, the state folder's, the demo) as the form's
+    drop-down, which the server enforces for deployment runs. The value stays a string: from
+    the command line (and the weekly suite's subflows) it may also be an environment file."""
+    from orchestration.provision import known_environments
+
+    try:
+        names = set(known_environments())
+    except (GameDayError, OSError):
+        names = set()
+    return {"type": "string", "enum": sorted(names | {"demo"})}
+
+
+#: An environment name, offered as a drop-down in the UI.
+EnvironmentName = Annotated[str, WithJsonSchema(_environment_schema())]
+
+
+def _form(title: str, **constraints: Any) -> Any:
+    """A run-form field: its label and constraints (the description is the docstring's).
+
+    Prefect titles every field with the parameter's name; a title in ``json_schema_extra`` is
+    applied after that, so the form reads "Highest severity" rather than "max_severity".
+    """
+    return Field(json_schema_extra={"title": title}, **constraints)
+
+
 @flow(name="game-day", on_crashed=[revert_after_crash], on_cancellation=[revert_after_crash])
-async def game_day(scenario: ScenarioName, environment: str = "demo",
-                   max_severity: int | None = None, duration: float | None = None,
-                   dry_run: bool = False, requester: str | None = None,
-                   allow_production: bool = False, lock_wait: float = 0.0,
-                   mission: str | None = None, sign_off_timeout: int = 3600,
-                   ) -> dict[str, Any] | State[Any]:
+async def game_day(
+    scenario: Annotated[ScenarioName, _form("Scenario")],
+    environment: Annotated[EnvironmentName, _form("Environment")] = "demo",
+    max_severity: Annotated[int, _form("Highest severity", ge=0)] = 0,
+    duration: Annotated[float, _form("Duration cap (seconds)", ge=0)] = 0.0,
+    dry_run: Annotated[bool, _form("Dry run")] = False,
+    requester: Annotated[str, _form("Requested by")] = "",
+    allow_production: Annotated[bool, _form("Allow production")] = False,
+    lock_wait: Annotated[float, _form("Wait for the environment (seconds)", ge=0)] = 0.0,
+    mission: Annotated[str, _form("Mission")] = "",
+    sign_off_timeout: Annotated[int, _form("Sign-off timeout (seconds)", ge=1)] = 3600,
+) -> RunSummary | State[Any]:
     """Run one chaos scenario as the safe-run protocol.
 
     Args:
-        scenario: Name of a scenario in the catalog.
-        environment: Environment to run in: a name (a Game Day Environment block, else the
-            state folder's or the catalog's file) or the path of an environment file.
-        max_severity: Stop the ladder at this step (default: the top of the ladder).
-        duration: Cap on the dwells in seconds (default: the scenario's max_duration).
-        dry_run: Run prepare (checks, preflight, baseline), show the plan, inject nothing.
-        requester: Who asks for this game day (checked against the environment's requesters).
+        scenario: The catalog scenario to run.
+        environment: Where to run it. Its Game Day Environment block is used if there is one,
+            else its environment file.
+        max_severity: Stop the ladder at this step. 0 climbs the scenario's whole ladder.
+        duration: Cap on the time spent in the steps, in seconds: steps that do not fit are
+            left out. 0 keeps the scenario's own dwells.
+        dry_run: Check, preflight and measure the baseline, show the plan, inject nothing.
+        requester: Your name. The environment may allow only some requesters.
         allow_production: Required to run in an environment marked production.
-        lock_wait: Seconds to wait for another game day in the environment to end.
-        mission: A mission (name in the catalog, or a file) this run carries out.
-        sign_off_timeout: Seconds to wait for a second person when the plan reaches the
+        lock_wait: Seconds to wait for a game day already running in the environment to end.
+        mission: A mission of the catalog (or a mission file) this run carries out. Leave
+            empty for none.
+        sign_off_timeout: Seconds to wait for a second person when the ladder reaches the
             environment's sign-off severity; then the run ends with nothing injected.
     """
     run = str(current_run.id or uuid.uuid4())
     catalog = load_default()
     chosen = catalog.scenario(str(scenario))
     planned = load_mission(mission, catalog) if mission else None
-    request = Request(chosen, load_environment(environment), requester, max_severity, duration,
-                      allow_production, planned)
+    # 0 and "" are the form's "the scenario's own"; the protocol speaks of None.
+    request = Request(chosen, load_environment(environment), requester or None,
+                      max_severity or None, duration or None, allow_production, planned)
     try:
         ctx = open_run(run, request, catalog.signals)
     except RefusedError as exc:
-        return _refused(run, str(exc))
+        return _refused(run, request, str(exc))
     ctx.progress = _progress_printer()
     try:
         async with _one_per_environment(ctx, dry_run):
             prepared = await prepare_phase(ctx, lock_wait=lock_wait, dry_run=dry_run)
             if isinstance(prepared, Refusal):
                 _end(ctx, Outcome("refused", None, None, prepared.reason))
-                return _refused(run, prepared.reason)
+                return _refused(run, request, prepared.reason)
             if dry_run:
                 return _dry_run_summary(ctx)
             if needs_sign_off(ctx):
                 decision = await await_sign_off(ctx, sign_off_timeout, pause_for_sign_off)
                 if not decision.granted:
                     _end(ctx, Outcome("refused", None, None, decision.reason))
-                    return _refused(run, decision.reason)
+                    return _refused(run, request, decision.reason)
             return await _run_ladder(ctx)
     finally:
         ctx.close()
@@ -165,19 +201,21 @@ def _free_slot(run: str) -> None:
         free_slot(run)
 
 
-async def _run_ladder(ctx: RunContext) -> dict[str, Any]:
+async def _run_ladder(ctx: RunContext) -> RunSummary:
     escalation: Escalation | None = None
     rollback: RollbackResult | None = None
     error: str | None = None
     cancelled = False
     try:
         escalation = await escalate_phase(ctx)
-    except (asyncio.CancelledError, KeyboardInterrupt):
+    except (asyncio.CancelledError, KeyboardInterrupt) as exc:
         cancelled = True
+        how = "interrupted (Ctrl-C)" if isinstance(exc, KeyboardInterrupt) else "cancelled"
+        ctx.journal.write(CancelledNote(message=f"{how} while the ladder ran; rolling back"))
         raise
     except BaseException as exc:
         error = f"{type(exc).__name__}: {exc}"
-        ctx.journal.write(NoteEvent(kind="error", message=error))
+        ctx.journal.write(ErrorNote(message=error))
         raise
     finally:
         rollback = revert_run(ctx.run, ctx.environment, journal=ctx.journal)
@@ -185,43 +223,41 @@ async def _run_ladder(ctx: RunContext) -> dict[str, Any]:
         stopped = bool(rollback.deferred_signals)  # a stop asked for while we reverted
         if escalation is None or stopped:  # leaving early: record the end now, synchronously
             _end(ctx, decide(None, None, rollback, error=error, cancelled=cancelled or stopped))
-            write_postmortem(ctx.run, runbook=ctx.scenario.runbook,
+            write_postmortem(ctx.run, environment=ctx.environment, runbook=ctx.scenario.runbook,
                              description=ctx.scenario.description, run_url=_run_url())
         for sig in dict.fromkeys(rollback.deferred_signals):
             signal.raise_signal(sig)
     recovered, seconds = await recover_phase(ctx)
-    ctx.notify("recovery", f"recovered in {seconds:.1f}s" if recovered
-               else "signals did not return to the baseline in time",
-               level="info" if recovered else "warning", recovered=recovered, seconds=seconds)
+    ctx.notify(RecoveryNotice(
+        run=ctx.run, text=f"recovered in {seconds:.1f}s" if recovered
+        else "signals did not return to the baseline in time",
+        level="info" if recovered else "warning", recovered=recovered, seconds=seconds))
     observation: Observation | None = await observe_phase(ctx, escalation)
     outcome = decide(escalation, observation, rollback)
     _end(ctx, outcome)
-    report = await learn_phase(ctx.run, ctx.scenario, ctx.environment, _run_url())
-    ctx.notify("summary", f"{outcome.summary}. Postmortem: {report}",
-               level="info" if outcome.outcome == "passed" else "warning",
-               outcome=outcome.outcome, summary=outcome.summary,
-               highest_held=outcome.highest_held, first_broken=outcome.first_broken,
-               max_severity=max(ctx.severities, default=None), postmortem=str(report))
-    return {"run": ctx.run, "outcome": outcome.outcome, "highest_held": outcome.highest_held,
-            "first_broken": outcome.first_broken, "summary": outcome.summary,
-            "postmortem": str(report)}
+    learned = await learn_phase(ctx.run, ctx.scenario, ctx.environment, _run_url())
+    ctx.notify(summary_notice(learned))
+    return RunSummary.ended(ctx.run, ctx.scenario.name, ctx.environment.name, outcome,
+                            postmortem=str(learned.path))
 
 
-def _refused(run: str, reason: str) -> State[Any]:
+def _refused(run: str, request: Request, reason: str) -> State[Any]:
     # A refusal is an answer, not a crash: a Failed state with the reason and no traceback,
     # in the UI as on the command line.
-    return Failed(message=reason, data={"run": run, "outcome": "refused", "summary": reason})
+    return Failed(message=reason, data=RunSummary.refused(
+        run, request.scenario.name, request.environment.name, reason))
 
 
 def _announce_rollback(ctx: RunContext, rollback: RollbackResult) -> None:
     if rollback.clean:
-        ctx.notify("rollback", f"rollback done in {rollback.seconds:.2f}s: "
-                   f"{len(rollback.reverted)} fault(s) reverted, none active",
-                   seconds=rollback.seconds, reverted=len(rollback.reverted))
+        ctx.notify(RollbackNotice(run=ctx.run, text=f"rollback done in {rollback.seconds:.2f}s: "
+                                  f"{len(rollback.reverted)} fault(s) reverted, none active",
+                                  seconds=rollback.seconds, reverted=len(rollback.reverted)))
     else:
-        ctx.notify("rollback_failed", "ROLLBACK FAILED, faults may remain: "
-                   + "; ".join([*rollback.failed, *rollback.remaining]), level="critical",
-                   seconds=rollback.seconds, problems=[*rollback.failed, *rollback.remaining])
+        problems = (*rollback.failed, *rollback.remaining)
+        ctx.notify(RollbackFailedNotice(run=ctx.run, text="ROLLBACK FAILED, faults may remain: "
+                                        + "; ".join(problems), seconds=rollback.seconds,
+                                        problems=problems))
 
 
 def _end(ctx: RunContext, outcome: Outcome) -> None:
@@ -231,15 +267,12 @@ def _end(ctx: RunContext, outcome: Outcome) -> None:
         get_run_logger().info("game day %s: %s", ctx.run, outcome.summary)
 
 
-def _dry_run_summary(ctx: RunContext) -> dict[str, Any]:
-    scenario = ctx.scenario
-    plan = [{"severity": s, "fault": scenario.step_fault(s).summary(),
-             "dwell": scenario.steps[s - 1].dwell, "ttl": scenario.ttl(s)}
-            for s in ctx.severities]
+def _dry_run_summary(ctx: RunContext) -> RunSummary:
+    plan = dry_run_plan(ctx)
     ctx.journal.write(RunEndedEvent(outcome="dry_run", summary="dry run: nothing injected"))
-    return {"run": ctx.run, "outcome": "dry_run", "plan": plan,
-            "guards": {g.name: g.query for g in ctx.guards}, "leftovers": ctx.swept,
-            "summary": f"dry run: {len(plan)} step(s) planned, nothing injected"}
+    return RunSummary(run=ctx.run, scenario=ctx.scenario.name, environment=ctx.environment.name,
+                      outcome="dry_run", plan=plan,
+                      summary=f"dry run: {len(plan.steps)} step(s) planned, nothing injected")
 
 
 def _run_url() -> str | None:

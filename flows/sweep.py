@@ -13,7 +13,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.states import Failed
 
-from gameday.environments import load_environment
+from blocks import load_environment
 from gameday.paths import journal_path
 from gameday.protocol.learn import write_postmortem
 from gameday.protocol.lock import EnvironmentLock
@@ -54,7 +54,7 @@ async def sweep(run: str | None = None, environment: str | None = None) -> Any:
         return _summary(result, place.name, None)
     result, ended = reap_run(run, place, "swept after the run died")
     if ended:
-        write_postmortem(run)
+        write_postmortem(run, environment=place)
     freed = free_slot(run)
     _log(logger, result, f"run {run}")
     if freed:

@@ -14,19 +14,28 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import acreate_table_artifact
+from prefect.client.schemas.objects import State
 from prefect.states import Failed
 
 from blocks import load_environment
 from flows.game_day import game_day
 from gameday.load import load_default
-from gameday.protocol.suite import SuiteItem, min_load_problem, plan_suite, suite_scenarios
+from gameday.protocol.suite import (
+    SuiteItem,
+    SuiteResult,
+    SuiteSummary,
+    min_load_problem,
+    plan_suite,
+    suite_scenarios,
+)
+from gameday.protocol.summary import RunSummary
 
 
 @flow(name="weekly-resilience")
 async def weekly_resilience(environment: str = "demo", suite: str = "weekly",
                             continue_after_abort: bool = False,
                             run_below_sign_off: bool = False,
-                            requester: str = "weekly-schedule") -> Any:
+                            requester: str = "weekly-schedule") -> SuiteSummary | State[Any]:
     """Run every scenario of a suite in one environment, one after another.
 
     Args:
@@ -43,7 +52,7 @@ async def weekly_resilience(environment: str = "demo", suite: str = "weekly",
     if not scenarios:
         return Failed(message=f"no scenario is in suite {suite!r}")
     plan = plan_suite(scenarios, place, datetime.now(UTC), run_below_sign_off)
-    rows: list[dict[str, Any]] = []
+    results: list[SuiteResult] = []
     stopped_by: str | None = None
     for item in plan:
         skip = item.skip
@@ -53,40 +62,30 @@ async def weekly_resilience(environment: str = "demo", suite: str = "weekly",
             skip = await min_load_problem(item.scenario, place)
         if skip is not None:
             logger.info("skipping %s: %s", item.scenario.name, skip)
-            rows.append(_row(item, "skipped", skip))
+            results.append(SuiteResult.skipped(item, skip))
             continue
-        result = await _run(item, environment, requester)
-        rows.append(_row(item, str(result.get("outcome", "failed")),
-                         str(result.get("summary", "")), result))
-        if result.get("outcome") == "aborted" and not continue_after_abort:
+        summary = await _run(item, environment, place.name, requester)
+        results.append(SuiteResult.ran(item, summary))
+        if summary.outcome == "aborted" and not continue_after_abort:
             stopped_by = item.scenario.name
-    ran = [r for r in rows if r["outcome"] != "skipped"]
-    summary = (f"{suite} suite in {place.name}: {len(ran)} ran, "
-               f"{len(rows) - len(ran)} skipped; "
-               + ", ".join(f"{r['scenario']} {r['outcome']}" for r in rows))
-    await acreate_table_artifact(table=rows, key=f"weekly-resilience-{place.name}",
-                                 description=summary)
-    logger.info(summary)
-    return {"environment": place.name, "suite": suite, "results": rows, "summary": summary}
+    done = SuiteSummary(environment=place.name, suite=suite, results=tuple(results))
+    await acreate_table_artifact(table=[r.model_dump() for r in done.results],
+                                 key=f"weekly-resilience-{place.name}",
+                                 description=done.summary)
+    logger.info(done.summary)
+    return done
 
 
-async def _run(item: SuiteItem, environment: str, requester: str) -> dict[str, Any]:
-    """One scenario as a game-day subflow; its result, or what its failure says."""
+async def _run(item: SuiteItem, environment: str, name: str, requester: str) -> RunSummary:
+    """One scenario as a game-day subflow; its summary, or what its failure says."""
     state = await game_day(scenario=item.scenario.name, environment=environment,
-                           max_severity=item.max_severity, requester=requester,
+                           max_severity=item.max_severity or 0, requester=requester,
                            return_state=True)
     value = state.result(raise_on_failure=False)
     if asyncio.iscoroutine(value):
         value = await value
-    if isinstance(value, dict):
+    if isinstance(value, RunSummary):
         return value
-    return {"outcome": "failed", "summary": f"{type(value).__name__}: {value}"}
-
-
-def _row(item: SuiteItem, outcome: str, note: str,
-         result: dict[str, Any] | None = None) -> dict[str, Any]:
-    result = result or {}
-    return {"scenario": item.scenario.name, "outcome": outcome,
-            "max_severity": item.max_severity, "highest_held": result.get("highest_held"),
-            "first_broken": result.get("first_broken"), "note": note,
-            "run": result.get("run"), "postmortem": result.get("postmortem")}
+    return RunSummary(run=str(state.state_details.flow_run_id or ""),
+                      scenario=item.scenario.name, environment=name, outcome="failed",
+                      summary=f"{type(value).__name__}: {value}")

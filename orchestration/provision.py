@@ -19,6 +19,7 @@ from gameday.errors import ConfigError, GameDayError
 from gameday.load import catalog_root, load_one
 from gameday.models import Environment
 from gameday.paths import state_dir
+from gameday.prefect_http import request
 
 #: The checkout: ``prefect.yaml`` lives here and workers run flows from here.
 CHECKOUT = Path(__file__).resolve().parents[1]
@@ -44,7 +45,8 @@ def use_api(url: str | None = None) -> str:
         raise ConfigError("no Prefect server: pass --api URL, set PREFECT_API_URL, or start "
                           "the demo (chaosctl demo up)")
     try:
-        httpx.get(f"{api.rstrip('/')}/health", timeout=5.0, trust_env=False).raise_for_status()
+        # Retried as Prefect's client retries: a busy server (503, 429) is not a dead one.
+        request("GET", f"{api.rstrip('/')}/health", timeout=5.0).raise_for_status()
     except httpx.HTTPError as exc:
         raise ConfigError(f"the Prefect server at {api} does not answer: {exc}") from exc
     os.environ["PREFECT_API_URL"] = api

@@ -26,7 +26,9 @@ from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 from prefect.settings import get_current_settings
 from prefect.states import Running
 
-from gameday.journal import Event, NoteEvent, read_journal
+from gameday.journal import Event, read_journal
+from gameday.notes import SlotNote, WaitingNote, WarningNote
+from gameday.notify import WaitingNotice, WarningNotice
 from gameday.paths import journal_path
 from gameday.protocol.context import RunContext
 from gameday.protocol.lock import EnvironmentLock
@@ -87,12 +89,12 @@ def _check_heartbeat(ctx: RunContext) -> None:
     beat = get_current_settings().flows.heartbeat_frequency
     if beat is None or beat > HEARTBEAT_SECONDS:
         # The reaper's zombie rule takes a deployment run silent for 60 s for dead.
-        ctx.journal.write(NoteEvent(kind="warning", message=(
+        ctx.journal.write(WarningNote(message=(
             f"heartbeats every {beat}s, not {HEARTBEAT_SECONDS:g}s: the reaper may take this "
             "live run for dead; keep PREFECT_FLOWS_HEARTBEAT_FREQUENCY=30 (prefect.yaml sets "
             "it)")))
-        ctx.notify("warning", "this run's heartbeats are too rare for the reaper's zombie rule",
-                   level="warning")
+        ctx.notify(WarningNotice(run=ctx.run, text="this run's heartbeats are too rare for the "
+                                 "reaper's zombie rule"))
 
 
 @contextlib.asynccontextmanager
@@ -107,16 +109,16 @@ async def environment_slot(ctx: RunContext) -> AsyncIterator[None]:
     if waited:
         reason = (f"waiting for environment {environment!r}: one game day per environment, "
                   f"and {_holder_text(environment)}; this run starts when it ends")
-        ctx.journal.write(NoteEvent(kind="waiting", message=reason, data={"limit": name}))
-        ctx.notify("waiting", reason)
+        ctx.journal.write(WaitingNote(message=reason, limit=name))
+        ctx.notify(WaitingNotice(run=ctx.run, text=reason, limit=name))
         await _show_state(run, WAITING, reason)
     # A context of our own, to read the lease ID Prefect records for its clean-up.
     with ConcurrencyContext() as leases:
         async with concurrency(name, occupy=1, strict=True, lease_duration=LEASE_SECONDS,
                                holder=ConcurrencyLeaseHolder(type="flow_run", id=run)):
             lease = leases.cleanup_lease_ids[-1] if leases.cleanup_lease_ids else None
-            ctx.journal.write(NoteEvent(kind="slot", message=f"holding {name}",
-                                        data={"limit": name, "lease": str(lease or "")}))
+            ctx.journal.write(SlotNote(message=f"holding {name}", limit=name,
+                                       lease=str(lease or "")))
             if waited:
                 await _show_state(run, "Running", f"environment {environment!r} is free")
             try:
@@ -129,8 +131,7 @@ async def environment_slot(ctx: RunContext) -> AsyncIterator[None]:
 
 def journaled_leases(events: Iterable[Event]) -> list[uuid.UUID]:
     """The slot leases a run's journal records."""
-    return [uuid.UUID(str(e.data["lease"])) for e in events
-            if isinstance(e, NoteEvent) and e.kind == "slot" and e.data.get("lease")]
+    return [uuid.UUID(e.lease) for e in events if isinstance(e, SlotNote) and e.lease]
 
 
 def free_slot(run: str) -> int:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 from prefect import task
 from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from gameday.models import Environment, Scenario
-from gameday.protocol.learn import learn
+from gameday.protocol.learn import Learned, learn
 from gameday.report import GameDayReport, render_markdown
 
 
@@ -26,8 +25,9 @@ def artifact_key(kind: str, report: GameDayReport) -> str:
 
 @task(name="learn", cache_policy=NO_CACHE, retries=1)
 async def learn_phase(run: str, scenario: Scenario, environment: Environment,
-                      run_url: str | None) -> Path:
-    """Write ``postmortem.md`` with its charts, record the finding, attach the artifacts.
+                      run_url: str | None) -> Learned:
+    """Write ``postmortem.md`` with its charts, record the finding, attach the artifacts;
+    the report (which the chat summary is cut from) and where its postmortem is.
 
     Rendering is safe to retry: files are replaced and the history keeps one line per run.
     """
@@ -41,4 +41,4 @@ async def learn_phase(run: str, scenario: Scenario, environment: Environment,
     await acreate_table_artifact(
         table=report.step_table(), key=artifact_key("steps", report),
         description=f"Steps of {report.scenario} in {report.environment}, against the baseline")
-    return learned.path
+    return learned

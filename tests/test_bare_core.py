@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -51,9 +52,13 @@ class Bare:
 def bare(tmp_path_factory: pytest.TempPathFactory) -> Bare:
     """Build the wheel (no -e), then a venv without system site-packages that installs it."""
     root = tmp_path_factory.mktemp("bare")
+    # Built from a copy: a build writes build/ and *.egg-info/ into its source tree.
+    source = root / "source"
+    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(
+        ".git", ".venv", ".gameday", "build", "*.egg-info", "__pycache__", ".*_cache", "out"))
     wheels = root / "wheels"
     subprocess.run([sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir",
-                    str(wheels), str(REPO)], check=True, capture_output=True, timeout=240)
+                    str(wheels), str(source)], check=True, capture_output=True, timeout=240)
     wheel = next(wheels.glob("gameday-*.whl"))
     venv = root / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)

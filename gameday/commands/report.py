@@ -69,7 +69,11 @@ def _report(args: argparse.Namespace) -> int:
             observed = observed_from_json(args.observed.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise ConfigError(f"--observed {args.observed}: {exc}") from exc
-    learned = blocking(learn(run, environment=args.env, prometheus=not args.journal_only,
+    from gameday.commands import find_environment
+
+    # A named environment may be a block: find it as every command does, not from files only.
+    environment = find_environment(args.env) if args.env else None
+    learned = blocking(learn(run, environment=environment, prometheus=not args.journal_only,
                              observed=observed, out_dir=args.out, history=False))
     if args.save_observed is not None and learned.observed is not None:
         args.save_observed.write_text(scrub(observed_to_json(learned.observed)),

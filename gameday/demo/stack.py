@@ -41,6 +41,7 @@ from gameday.demo.state import (
     write_token,
 )
 from gameday.errors import DemoError
+from gameday.prefect_http import request
 
 __all__ = ["PartStatus", "UpOptions", "demo_env", "down", "status", "up"]
 
@@ -212,7 +213,7 @@ def _tail(path: str, lines: int = 15) -> str:
     return "\n".join("    " + line for line in text.splitlines()[-lines:]) or "    (empty log)"
 
 
-def _not_ready(state: StackState, stack: StackPlan) -> list[str]:
+def _not_ready(state: StackState, stack: StackPlan, deadline: float) -> list[str]:
     """What is not ready yet; empty when the whole stack is."""
     waiting = []
     expected = {target.job for target in stack.scrape_targets}
@@ -226,8 +227,10 @@ def _not_ready(state: StackState, stack: StackPlan) -> list[str]:
         waiting += [f"target {job}: {why}" for job, why in sorted(down.items())]
     if state.prefect:
         try:
-            ok = httpx.get(f"{state.prefect_api_url}/health", timeout=2.0,
-                           trust_env=False).status_code == 200
+            # A starting server may answer 503 (its database busy migrating): wait what it
+            # asks, as Prefect's client would, within the time left.
+            ok = request("GET", f"{state.prefect_api_url}/health", timeout=2.0,
+                         budget=max(0.0, deadline - time.monotonic())).status_code == 200
         except httpx.HTTPError:
             ok = False
         if not ok:
@@ -242,7 +245,7 @@ def _wait_ready(state: StackState, stack: StackPlan, timeout: float) -> None:
             if not is_running(part):
                 raise DemoError(f"{part.name} exited while starting; the end of {part.log}:\n"
                                 f"{_tail(part.log)}")
-        waiting = _not_ready(state, stack)
+        waiting = _not_ready(state, stack, deadline)
         if not waiting:
             return
         if time.monotonic() > deadline:

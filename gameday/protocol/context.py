@@ -15,7 +15,6 @@ from gameday.guards import GuardQuery, Prometheus, SignalQuery, Window
 from gameday.journal import Journal
 from gameday.models import Endpoint, Environment, Scenario
 from gameday.notify import Notice, Notifier
-from gameday.notify.core import Level
 from gameday.protocol.checks import Request
 from gameday.protocol.lock import EnvironmentLock
 from gameday.records import FaultSpec, Labels
@@ -47,6 +46,8 @@ class RunContext:
     baseline: Window | None = None
     requester: str = "unknown"
     swept: list[str] = field(default_factory=list)
+    #: What each guard's query returned at preflight, by guard name (a dry run shows it).
+    preflight: dict[str, float | None] = field(default_factory=dict)
     #: Receives one line per round of guard samples (live progress for a terminal).
     progress: Callable[[str], None] | None = None
 
@@ -67,10 +68,9 @@ class RunContext:
             labels=Labels(run=self.run, scenario=self.scenario.name,
                           environment=self.environment.name, step=severity))
 
-    def notify(self, kind: str, text: str, level: Level = "info", **fields: object) -> None:
+    def notify(self, notice: Notice) -> None:
         """Tell people, off the safety path."""
-        self.notifier.post(Notice(kind=kind, run=self.run, text=text, level=level,
-                                  fields=dict(fields)))
+        self.notifier.post(notice)
 
     def close(self) -> None:
         """Release the lock and close what is open (the notifier drains briefly)."""

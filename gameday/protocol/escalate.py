@@ -18,9 +18,10 @@ from gameday.journal import (
     FaultIntentEvent,
     FaultRevertedEvent,
     HoldEndedEvent,
-    NoteEvent,
     StepStartedEvent,
 )
+from gameday.notes import FaultVanishedNote
+from gameday.notify import BreachNotice, StepNotice, VanishedNotice
 from gameday.protocol.context import RunContext, endpoint_key
 from gameday.records import Handle
 
@@ -110,9 +111,9 @@ async def run_step(ctx: RunContext, severity: int) -> StepRun:
                                        fault=summary, expires_at=started + ttl))
     handle = await asyncio.to_thread(ctx.driver.apply, spec, ttl)
     ctx.journal.write(FaultAppliedEvent(handle=handle))
-    ctx.notify("step", f"step {severity}/{len(ctx.severities)}: {summary} for {dwell:g}s "
-               f"(expires by itself in {ttl:g}s)", severity=severity,
-               total=len(ctx.severities), fault=summary, dwell=dwell, ttl=ttl)
+    ctx.notify(StepNotice(run=ctx.run, text=f"step {severity}/{len(ctx.severities)}: {summary} "
+                          f"for {dwell:g}s (expires by itself in {ttl:g}s)", severity=severity,
+                          total=len(ctx.severities), fault=summary, dwell=dwell, ttl=ttl))
     guards = asyncio.create_task(hold(
         dwell, ctx.guards, env.guard_interval, sampler=ctx.prometheus,
         stale_after=stale_bound(env.prometheus.scrape_interval),
@@ -131,10 +132,9 @@ async def run_step(ctx: RunContext, severity: int) -> StepRun:
     if guards in done and guards.exception() is not None:
         raise guards.exception()  # type: ignore[misc]
     reason = watcher.result()
-    ctx.journal.write(NoteEvent(kind="fault_vanished", message=reason,
-                                data={"severity": severity}))
-    ctx.notify("vanished", f"step {severity}: {reason}; aborting", level="warning",
-               severity=severity)
+    ctx.journal.write(FaultVanishedNote(message=reason, severity=severity))
+    ctx.notify(VanishedNotice(run=ctx.run, text=f"step {severity}: {reason}; aborting",
+                              severity=severity))
     return StepRun(severity, summary, started, time.time(), None, problem=reason, handle=handle)
 
 
@@ -155,10 +155,11 @@ async def escalate(ctx: RunContext) -> Escalation:
         if step.hold is not None and step.hold.verdict is not None:
             verdict = step.hold.verdict
             observed = "no value" if verdict.value is None else f"{verdict.value:.4g}"
-            ctx.notify("breach", f"guard {step.hold.guard} stopped step {severity}: "
-                       f"{verdict.summary} (observed {observed}, threshold {verdict.op} "
-                       f"{verdict.threshold:g})", level="critical", guard=step.hold.guard,
-                       severity=severity, observed=verdict.value,
-                       threshold=f"{verdict.op} {verdict.threshold:g}")
+            ctx.notify(BreachNotice(
+                run=ctx.run, text=f"guard {step.hold.guard} stopped step {severity}: "
+                f"{verdict.summary} (observed {observed}, threshold {verdict.op} "
+                f"{verdict.threshold:g})", guard=step.hold.guard or verdict.guard,
+                severity=severity, observed=verdict.value,
+                threshold=f"{verdict.op} {verdict.threshold:g}"))
         break
     return Escalation(tuple(steps))

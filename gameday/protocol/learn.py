@@ -16,10 +16,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from gameday.errors import GameDayError
-from gameday.journal import Event, FaultAppliedEvent, Journal, NoteEvent, PlanEvent, read_journal
+from gameday.journal import Event, FaultAppliedEvent, Journal, PlanEvent, read_journal
 from gameday.models import Environment, Scenario, Target
+from gameday.notes import PostmortemNote
+from gameday.notify import SummaryNotice
 from gameday.paths import journal_path, reports_dir
 from gameday.report import GameDayReport, build_report, write_report
+from gameday.report.digest import digest
 from gameday.report.fetch import observe_run
 from gameday.report.history import finding, record
 from gameday.report.links import flow_run_link, without_credentials
@@ -116,9 +119,9 @@ async def learn(run: str, *, scenario: Scenario | None = None,
     if observed is None and prometheus:
         observed = await observe(events, place, target, why_not)
     url = without_credentials(place.prometheus.url) if place else None
-    recorded = next((e.data.get("run_url") for e in events if isinstance(e, NoteEvent)
-                     and e.kind == "postmortem" and e.data.get("run_url")), None)
-    run_url = run_url or (str(recorded) if recorded else None)
+    recorded = next((e.run_url for e in events if isinstance(e, PostmortemNote) and e.run_url),
+                    None)
+    run_url = run_url or recorded
     if run_url is None and place is not None and place.prefect_api_url:
         run_url = flow_run_link(place.prefect_api_url, run)
     report = build_report(
@@ -130,13 +133,20 @@ async def learn(run: str, *, scenario: Scenario | None = None,
     path = write_report(report, out_dir or reports_dir() / run)
     if history and plan is not None:
         record(finding(report, path))
-    noted = any(isinstance(e, NoteEvent) and e.kind == "postmortem" and e.message == str(path)
-                for e in events)
+    noted = any(isinstance(e, PostmortemNote) and e.path == str(path) for e in events)
     if history and plan is not None and not noted:
         with Journal(journal_path(run)) as journal:
-            journal.write(NoteEvent(kind="postmortem", message=str(path),
-                                    data={"run_url": report.run_url}))
+            journal.write(PostmortemNote(message=f"postmortem written to {path}", path=str(path),
+                                         run_url=report.run_url))
     return Learned(report, path, observed)
+
+
+def summary_notice(learned: Learned) -> SummaryNotice:
+    """The run's summary for chat, from the same report model as its postmortem."""
+    report = learned.report
+    return SummaryNotice(run=report.run, text=f"{report.summary}. Postmortem: {learned.path}",
+                         level="info" if report.outcome == "passed" else "warning",
+                         digest=digest(report), postmortem=str(learned.path))
 
 
 def blocking(coro: Coroutine[Any, Any, T]) -> T:
@@ -150,8 +160,13 @@ def blocking(coro: Coroutine[Any, Any, T]) -> T:
         return pool.submit(asyncio.run, coro).result()
 
 
-def write_postmortem(run: str, *, runbook: str | None = None, description: str = "",
+def write_postmortem(run: str, *, environment: Environment | None = None,
+                     runbook: str | None = None, description: str = "",
                      run_url: str | None = None) -> Path:
-    """Render ``reports/out/<run>/postmortem.md`` (and charts) from the run's journal."""
-    return blocking(learn(run, runbook=runbook, description=description,
-                          run_url=run_url)).path
+    """Render ``reports/out/<run>/postmortem.md`` (and charts) from the run's journal.
+
+    ``environment`` is the one the run used, when the caller has it: loading it again by the
+    journal's name would find only files, not a block or the file the run was given.
+    """
+    return blocking(learn(run, environment=environment, runbook=runbook,
+                          description=description, run_url=run_url)).path

@@ -9,8 +9,9 @@ from dataclasses import dataclass
 
 from gameday.errors import GuardError
 from gameday.guards import SignalQuery, SignalResult, Window, judge_window, measure
-from gameday.journal import NoteEvent, SignalsJudgedEvent
+from gameday.journal import SignalsJudgedEvent
 from gameday.models import Signal
+from gameday.notes import ObserveFailedNote
 from gameday.protocol.context import RunContext
 from gameday.protocol.escalate import Escalation
 
@@ -68,8 +69,7 @@ async def observe(ctx: RunContext, escalation: Escalation) -> Observation:
             window = await measure(ctx.prometheus, queries, step.started, step.ended,
                                    step_seconds)
         except GuardError as exc:
-            ctx.journal.write(NoteEvent(kind="observe_failed", message=str(exc),
-                                        data={"severity": step.severity}))
+            ctx.journal.write(ObserveFailedNote(message=str(exc), severity=step.severity))
             observed.append(StepObservation(step.severity, None, (), step.held))
             continue
         results = judge_window(ctx.signals, window, ctx.baseline)

@@ -6,9 +6,11 @@ Nothing is injected here. Every refusal names its reason; all reasons are given 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import httpx
@@ -28,14 +30,23 @@ from gameday.journal import (
     BaselineEvent,
     FaultRevertedEvent,
     Journal,
-    NoteEvent,
     PlanEvent,
     PlannedQuery,
     PlannedStep,
     RunEndedEvent,
 )
 from gameday.models import Endpoint, Environment, SignalTemplate, render_query
-from gameday.notify import ConsoleSink, JournalSink, Notifier, Sink, sinks_for
+from gameday.notes import LockNote, PreflightFailedNote, PreflightNote, RefusedNote, SweptNote
+from gameday.notify import (
+    BaselineFigure,
+    ConsoleSink,
+    JournalSink,
+    Notifier,
+    Sink,
+    StartNotice,
+    SweepNotice,
+    sinks_for,
+)
 from gameday.paths import journal_path
 from gameday.protocol.checks import Request, refusals, severities
 from gameday.protocol.context import RunContext
@@ -58,7 +69,7 @@ def open_run(run: str, request: Request, templates: Mapping[str, SignalTemplate]
     journal = Journal(journal_path(run))
     reasons = refusals(request, datetime.now(UTC))
     if reasons:
-        journal.write(NoteEvent(kind="refused", message="; ".join(reasons)))
+        journal.write(RefusedNote(message="; ".join(reasons)))
         journal.write(RunEndedEvent(outcome="refused", summary="; ".join(reasons)))
         journal.close()
         raise RefusedError("refused, nothing injected:\n" + "\n".join(f"  - {r}" for r in reasons))
@@ -70,11 +81,8 @@ def open_run(run: str, request: Request, templates: Mapping[str, SignalTemplate]
         journal.write(NotificationDroppedEvent(sink=sink, message=getattr(notice, "text", ""),
                                                reason=reason))
 
-    def journal_notice(kind: str, data: dict[str, object]) -> None:
-        journal.write(NoteEvent(kind=f"notice.{data['kind']}", message=str(data["text"])))
-
     show = environment.notify.console if console is None else console
-    sinks: list[Sink] = [JournalSink(journal_notice)]
+    sinks: list[Sink] = [JournalSink(journal.write)]
     if show:
         sinks.append(ConsoleSink())
     sinks += extra_sinks or []
@@ -102,20 +110,63 @@ def take_lock(ctx: RunContext, wait: float = 0.0) -> None:
     lock = EnvironmentLock(ctx.environment.name)
     lock.acquire(ctx.run, wait=wait)
     ctx.lock = lock
-    ctx.journal.write(NoteEvent(kind="lock", message=f"holding {ctx.environment.name!r}"))
+    ctx.journal.write(LockNote(message=f"holding {ctx.environment.name!r}"))
+
+
+@dataclass(frozen=True)
+class Drivers:
+    """The drivers built for an environment (one per place), and the endpoints none could be
+    built for, each with the error that stopped it."""
+
+    built: tuple[tuple[Endpoint, Driver], ...]
+    broken: tuple[tuple[Endpoint, Exception], ...]
+
+    def reasons(self) -> list[tuple[Endpoint, str]]:
+        """Each endpoint none could be built for, with why in words."""
+        return [(e, str(exc) if isinstance(exc, GameDayError) else f"{type(exc).__name__}: {exc}")
+                for e, exc in self.broken]
+
+    def close(self) -> None:
+        """Close every driver that holds connections."""
+        for _endpoint, driver in self.built:
+            close = getattr(driver, "close", None)
+            if callable(close):
+                with contextlib.suppress(Exception):
+                    close()
+
+
+def build_drivers(environment: Environment) -> Drivers:
+    """Try to build a driver for every endpoint of the environment (deduplicated by place).
+
+    A failure does not stop the others: rollback has to know every place it cannot check.
+    """
+    from gameday.protocol.context import endpoint_key
+
+    seen: set[tuple[str, str]] = set()
+    built: list[tuple[Endpoint, Driver]] = []
+    broken: list[tuple[Endpoint, Exception]] = []
+    for endpoint in environment.endpoints:
+        key = (endpoint.driver, endpoint_key(endpoint))
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            built.append((endpoint, driver_for(endpoint, environment)))
+        # Any failure, not only the kit's own errors (a driver module whose client library
+        # is missing, say): the caller must learn of the place, not lose the whole rollback.
+        except Exception as exc:
+            broken.append((endpoint, exc))
+    return Drivers(tuple(built), tuple(broken))
 
 
 def all_drivers(environment: Environment) -> list[tuple[Endpoint, Driver]]:
-    """A driver for every endpoint of the environment (deduplicated by place)."""
-    from gameday.protocol.context import endpoint_key
-
-    seen, found = set(), []
-    for endpoint in environment.endpoints:
-        key = (endpoint.driver, endpoint_key(endpoint))
-        if key not in seen:
-            seen.add(key)
-            found.append((endpoint, driver_for(endpoint, environment)))
-    return found
+    """A driver for every endpoint of the environment (deduplicated by place); raises the
+    first endpoint's error when one cannot be built."""
+    drivers = build_drivers(environment)
+    if drivers.broken:
+        drivers.close()
+        raise drivers.broken[0][1]
+    return list(drivers.built)
 
 
 def sweep(ctx: RunContext) -> list[Handle]:
@@ -134,12 +185,12 @@ def sweep(ctx: RunContext) -> list[Handle]:
             swept.append(handle)
             ctx.journal.write(FaultRevertedEvent(driver=handle.driver, endpoint=handle.endpoint,
                                                  labels=labels, handle=handle))
-            ctx.journal.write(NoteEvent(kind="swept", message=f"reverted {handle.fault} left by "
-                                        f"run {labels.run}", data={"run": labels.run}))
+            ctx.journal.write(SweptNote(message=f"reverted {handle.fault} left by run "
+                                        f"{labels.run}", run=labels.run))
     ctx.swept = [f"{h.fault} (run {h.labels.run})" for h in swept]
     if swept:
-        ctx.notify("sweep", f"reverted {len(swept)} leftover fault(s) of earlier runs",
-                   level="warning", count=len(swept))
+        ctx.notify(SweepNotice(run=ctx.run, text=f"reverted {len(swept)} leftover fault(s) of "
+                               "earlier runs", count=len(swept)))
     return swept
 
 
@@ -153,6 +204,7 @@ async def preflight(ctx: RunContext) -> None:
     except GuardError as exc:
         raise RefusedError(f"preflight: Prometheus is not reachable: {exc}") from exc
     samples = await asyncio.gather(*(ctx.prometheus.sample(g) for g in ctx.guards))
+    ctx.preflight = {g.name: s.value for g, s in zip(ctx.guards, samples, strict=True)}
     for guard, sample in zip(ctx.guards, samples, strict=True):
         if sample.error:
             problems.append(f"guard {guard.name}: query failed: {sample.error}")
@@ -186,11 +238,10 @@ async def preflight(ctx: RunContext) -> None:
     if ctx.endpoint.health_url:
         problems += await _health(ctx.endpoint.health_url)
     if problems:
-        ctx.journal.write(NoteEvent(kind="preflight_failed", message="; ".join(problems)))
+        ctx.journal.write(PreflightFailedNote(message="; ".join(problems)))
         raise RefusedError("preflight failed, nothing injected:\n"
                            + "\n".join(f"  - {p}" for p in problems))
-    ctx.journal.write(NoteEvent(kind="preflight", message="all guards, signals and the driver "
-                                "answered"))
+    ctx.journal.write(PreflightNote(message="all guards, signals and the driver answered"))
 
 
 def _breached(value: float, op: str, threshold: float) -> bool:
@@ -256,6 +307,10 @@ async def prepare(ctx: RunContext, lock_wait: float = 0.0, dry_run: bool = False
     A dry run changes nothing: no lock, no sweep (leftovers are only listed), no notice.
     """
     journal_plan(ctx)
+    from gameday.drivers.chaos_mesh import refuse_invalid_plan
+
+    # Offline and first: an object Chaos Mesh's CRD schema would refuse stops the run here.
+    refuse_invalid_plan(ctx.driver, [(ctx.spec(s), ctx.scenario.ttl(s)) for s in ctx.severities])
     if dry_run:
         ctx.swept = await asyncio.to_thread(leftovers, ctx)
     else:
@@ -265,31 +320,30 @@ async def prepare(ctx: RunContext, lock_wait: float = 0.0, dry_run: bool = False
     await preflight(ctx)
     await measure_baseline(ctx)
     if not dry_run:
-        ladder = " → ".join(ctx.scenario.step_fault(s).summary() for s in ctx.severities)
-        ctx.notify("start", f"game day {ctx.scenario.name} in {ctx.environment.name} by "
-                   f"{ctx.requester}: {ladder}; guards: {', '.join(g.name for g in ctx.guards)}",
-                   level="info", **_start_fields(ctx))
+        ctx.notify(start_notice(ctx))
     return ctx
 
 
-def _start_fields(ctx: RunContext) -> dict[str, object]:
-    """What the start notice carries for chat and run metrics: the plan and the baseline."""
+def start_notice(ctx: RunContext) -> StartNotice:
+    """The start notice, for chat and run metrics: the plan and the baseline."""
     scenario, target = ctx.scenario, ctx.scenario.target
-    baseline = {}
+    ladder = " → ".join(scenario.step_fault(s).summary() for s in ctx.severities)
+    baseline = []
     for name in ("latency_p95_ms", "error_rate_percent"):
         stats = ctx.baseline.stats(f"metric:{name}") if ctx.baseline else None
         if stats is not None and math.isfinite(stats.mean):
-            baseline[name] = stats.mean
-    return {
-        "scenario": scenario.name, "environment": ctx.environment.name,
-        "requester": ctx.requester, "service": target.service,
-        "target": target.service + (f" → {target.dependency}" if target.dependency else ""),
-        "ladder": [f"{scenario.step_fault(s).summary()} · {scenario.steps[s - 1].dwell:g}s"
-                   for s in ctx.severities],
-        "guards": [f"{g.name} {g.guard.op} {g.guard.threshold:g}"
-                   + (f" for {g.guard.for_:g}s" if g.guard.for_ else "") for g in ctx.guards],
-        "baseline": baseline,
-    }
+            baseline.append(BaselineFigure(metric=name, value=stats.mean))
+    return StartNotice(
+        run=ctx.run, text=f"game day {scenario.name} in {ctx.environment.name} by "
+        f"{ctx.requester}: {ladder}; guards: {', '.join(g.name for g in ctx.guards)}",
+        scenario=scenario.name, environment=ctx.environment.name, requester=ctx.requester,
+        service=target.service,
+        target=target.service + (f" → {target.dependency}" if target.dependency else ""),
+        ladder=tuple(f"{scenario.step_fault(s).summary()} · {scenario.steps[s - 1].dwell:g}s"
+                     for s in ctx.severities),
+        guards=tuple(f"{g.name} {g.guard.op} {g.guard.threshold:g}"
+                     + (f" for {g.guard.for_:g}s" if g.guard.for_ else "") for g in ctx.guards),
+        baseline=tuple(baseline))
 
 
 def leftovers(ctx: RunContext) -> list[str]:

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, Field, ValidationError
 
-from gameday.journal import NoteEvent
+from gameday.notes import SignoffGrantedNote, SignoffRefusedNote, SignoffRequestedNote
+from gameday.notify import SignoffGrantedNotice, SignoffRequestedNotice, SignoffTimedOutNotice
 from gameday.protocol.context import RunContext, endpoint_key
 
 
@@ -121,13 +122,13 @@ async def await_sign_off(ctx: RunContext, timeout: float, ask: AskForSignOff) ->
     digest = plan_hash(ctx)
     severity = ctx.environment.sign_off_severity
     deadline = time.monotonic() + timeout
-    ctx.journal.write(NoteEvent(kind="signoff_requested", message=f"plan {digest} needs a "
-                                "second person", data={"plan_hash": digest, "severity": severity,
-                                                      "requester": ctx.requester}))
-    ctx.notify("signoff_requested", f"{ctx.scenario.name} in {ctx.environment.name} by "
-               f"{ctx.requester} reaches severity {severity}: a second person must approve "
-               f"plan {digest} in the Prefect UI within {timeout:g}s", level="warning",
-               severity=severity, plan_hash=digest)
+    ctx.journal.write(SignoffRequestedNote(message=f"plan {digest} needs a second person",
+                                           plan_hash=digest, severity=severity,
+                                           requester=ctx.requester))
+    ctx.notify(SignoffRequestedNotice(
+        run=ctx.run, text=f"{ctx.scenario.name} in {ctx.environment.name} by {ctx.requester} "
+        f"reaches severity {severity}: a second person must approve plan {digest} in the "
+        f"Prefect UI within {timeout:g}s", severity=severity, plan_hash=digest))
     problems: list[str] = []
     attempt = 0
     while True:
@@ -153,22 +154,19 @@ async def await_sign_off(ctx: RunContext, timeout: float, ask: AskForSignOff) ->
         if problems:
             _refused(ctx, approver, problems)
             continue
-        ctx.journal.write(NoteEvent(kind="signoff_granted", message=f"plan {digest} approved by "
-                                    f"{approver}", data={"approver": approver,
-                                                        "plan_hash": digest}))
-        ctx.notify("signoff_granted", f"plan {digest} approved; the ladder starts",
-                   approver=approver, severity=severity)
+        ctx.journal.write(SignoffGrantedNote(message=f"plan {digest} approved by {approver}",
+                                             approver=approver, plan_hash=digest))
+        ctx.notify(SignoffGrantedNotice(run=ctx.run, text=f"plan {digest} approved; the ladder "
+                                        "starts", approver=approver, severity=severity))
         return Decision(True, approver, f"approved by {approver}")
 
 
 def _refused(ctx: RunContext, approver: str | None, problems: list[str]) -> None:
-    ctx.journal.write(NoteEvent(kind="signoff_refused", message="; ".join(problems),
-                                data={"approver": approver}))
+    ctx.journal.write(SignoffRefusedNote(message="; ".join(problems), approver=approver))
 
 
 def _timed_out(ctx: RunContext, timeout: float) -> Decision:
     reason = f"no sign-off within {timeout:g}s; nothing injected"
-    ctx.journal.write(NoteEvent(kind="signoff_refused", message=reason,
-                                data={"approver": None, "timed_out": True}))
-    ctx.notify("signoff_timed_out", reason, level="warning")
+    ctx.journal.write(SignoffRefusedNote(message=reason, timed_out=True))
+    ctx.notify(SignoffTimedOutNotice(run=ctx.run, text=reason, timeout=timeout))
     return Decision(False, None, reason)

@@ -12,8 +12,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
+from pydantic import BaseModel, ConfigDict
+
 from gameday.errors import GuardError
 from gameday.models import Environment, Scenario, render_query
+from gameday.protocol.summary import RunSummary
 
 
 @dataclass(frozen=True)
@@ -23,6 +26,51 @@ class SuiteItem:
     scenario: Scenario
     max_severity: int | None = None
     skip: str | None = None
+
+
+class SuiteResult(BaseModel):
+    """One row of a suite run: a scenario's outcome, or why it did not run."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    scenario: str
+    outcome: str
+    max_severity: int | None = None
+    highest_held: int | None = None
+    first_broken: int | None = None
+    note: str = ""
+    run: str | None = None
+    postmortem: str | None = None
+
+    @classmethod
+    def skipped(cls, item: SuiteItem, reason: str) -> SuiteResult:
+        """A scenario that was not run, with the reason."""
+        return cls(scenario=item.scenario.name, outcome="skipped",
+                   max_severity=item.max_severity, note=reason)
+
+    @classmethod
+    def ran(cls, item: SuiteItem, summary: RunSummary) -> SuiteResult:
+        """A scenario's game day, as its summary tells it."""
+        return cls(scenario=item.scenario.name, outcome=summary.outcome,
+                   max_severity=item.max_severity, highest_held=summary.highest_held,
+                   first_broken=summary.first_broken, note=summary.summary, run=summary.run,
+                   postmortem=summary.postmortem)
+
+
+class SuiteSummary(BaseModel):
+    """A whole suite run in one environment."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    environment: str
+    suite: str
+    results: tuple[SuiteResult, ...]
+
+    @property
+    def summary(self) -> str:
+        """One line: how many ran and were skipped, and each scenario's outcome."""
+        ran = [r for r in self.results if r.outcome != "skipped"]
+        return (f"{self.suite} suite in {self.environment}: {len(ran)} ran, "
+                f"{len(self.results) - len(ran)} skipped; "
+                + ", ".join(f"{r.scenario} {r.outcome}" for r in self.results))
 
 
 def suite_scenarios(scenarios: Iterable[Scenario], suite: str) -> list[Scenario]:

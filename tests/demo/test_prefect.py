@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 from gameday import procs
@@ -13,6 +12,7 @@ from gameday.demo.stack import UpOptions, down, up
 from gameday.demo.state import TOKEN_VARIABLE, demo_env
 from gameday.load import load_one
 from gameday.models import Environment
+from gameday.prefect_http import request
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -25,7 +25,7 @@ def test_up_with_prefect_serves_its_api_and_down_stops_it(tmp_path: Path) -> Non
     try:
         assert elapsed < 30, f"up took {elapsed:.1f}s"
         assert state.prefect_api_url is not None
-        health = httpx.get(f"{state.prefect_api_url}/health", timeout=5, trust_env=False)
+        health = request("GET", f"{state.prefect_api_url}/health", timeout=5)
         assert health.status_code == 200
         environment = load_one(Environment, state.environment_file)
         assert environment.prefect_api_url == state.prefect_api_url

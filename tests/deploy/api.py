@@ -1,7 +1,8 @@
 """A small client of the Prefect REST API for the tests: runs, states, inputs, limits.
 
 Plain HTTP keeps the test process free of Prefect settings and event threads; the flows under
-test use Prefect's own client.
+test use Prefect's own client. Requests are retried as that client retries them (503 while the
+server's SQLite is locked, 429, 502; see ``gameday.prefect_http``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from typing import Any
 
 import httpx
 
+from gameday.prefect_http import request
+
 FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 
 
@@ -21,10 +24,13 @@ class PrefectAPI:
     def __init__(self, url: str) -> None:
         self.url = url.rstrip("/")
 
+    def attempt(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """One request (retried while the server is busy); its response, whatever it says."""
+        return request(method, f"{self.url}{path}", timeout=15.0, **kwargs)
+
     def call(self, method: str, path: str, **kwargs: Any) -> Any:
         """One request; its JSON (None for an empty answer)."""
-        response = httpx.request(method, f"{self.url}{path}", timeout=15.0, trust_env=False,
-                                 **kwargs)
+        response = self.attempt(method, path, **kwargs)
         response.raise_for_status()
         return response.json() if response.content else None
 

@@ -34,11 +34,45 @@ def test_game_day_form_offers_the_catalog_and_refuses_others(deployed: Deployed)
     schema = found["parameter_openapi_schema"]
     ref = schema["properties"]["scenario"]["$ref"].rsplit("/", 1)[-1]
     assert sorted(schema["definitions"][ref]["enum"]) == sorted(s["name"] for s in SCENARIOS)
-    assert schema["properties"]["environment"]["description"].startswith("Environment to run")
     before = len(deployed.api.runs(deployment_id={"any_": [found["id"]]}))
     done = deployed.command(PREFECT, "deployment", "run", "game-day/game-day",
                             "-p", "scenario=no-such-scenario")
     assert "Validation failed for field 'scenario'" in done.stdout, done.stdout
+    assert len(deployed.api.runs(deployment_id={"any_": [found["id"]]})) == before
+
+
+#: Run-form fields whose default means "the scenario's own", by parameter: (type, default).
+PLAIN = {"max_severity": ("integer", 0), "duration": ("number", 0.0), "requester": ("string", ""),
+         "mission": ("string", "")}
+
+
+def test_game_day_form_has_plain_titled_fields(deployed: Deployed) -> None:
+    """No "x | None" choices: plain typed fields with defaults, labels and descriptions."""
+    properties = deployed.api.deployment("game-day/game-day")["parameter_openapi_schema"][
+        "properties"]
+    for name, (kind, default) in PLAIN.items():
+        field = properties[name]
+        assert "anyOf" not in field and "allOf" not in field, (name, field)
+        assert field["type"] == kind and field["default"] == default, (name, field)
+        assert field["title"] != name and field["description"], (name, field)
+    assert properties["max_severity"]["minimum"] == 0
+    for name, field in properties.items():
+        assert "null" not in json.dumps(field), (name, field)
+        assert field.get("title") and field["title"] != name, (name, field)
+        assert field.get("description"), (name, field)
+
+
+def test_game_day_form_offers_the_known_environments(deployed: Deployed) -> None:
+    """environment is a drop-down of the known names; the server refuses a file path."""
+    found = deployed.api.deployment("game-day/game-day")
+    field = found["parameter_openapi_schema"]["properties"]["environment"]
+    assert field["type"] == "string" and "demo" in field["enum"] and field["default"] == "demo"
+    assert field["title"] == "Environment" and field["description"].startswith("Where to run")
+    before = len(deployed.api.runs(deployment_id={"any_": [found["id"]]}))
+    refused = deployed.api.attempt("POST", f"/deployments/{found['id']}/create_flow_run",
+                                   json={"parameters": {"scenario": "ui-quick",
+                                                        "environment": "/tmp/elsewhere.yaml"}})
+    assert refused.status_code == 409 and "environment" in refused.text, refused.text
     assert len(deployed.api.runs(deployment_id={"any_": [found["id"]]})) == before
 
 
@@ -55,7 +89,7 @@ def test_triggered_run_completes_with_the_environment_block(bench: Deployed) -> 
     ended = [e for e in bench.journal(run) if getattr(e, "event", "") == "run_ended"]
     assert ended and ended[-1].outcome == "passed"  # type: ignore[union-attr]
     (slot,) = bench.notes(run, "slot")
-    assert slot.data["limit"] == "gameday-env-demo"
+    assert slot.limit == "gameday-env-demo"
     assert bench.rules() == []
     assert bench.api.limit("gameday-env-demo")["active_slots"] == 0
 
@@ -93,7 +127,7 @@ def test_blocks_win_over_the_environment_file(deployed: Deployed, tmp_path: Path
     """A name finds the Game Day Environment block before the state folder's file."""
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from gameday.environments import load_environment
+    from blocks import load_environment
 
     stale = tmp_path / "demo" / "environment.yaml"
     stale.parent.mkdir()

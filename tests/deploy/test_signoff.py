@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -9,6 +11,23 @@ import pytest
 from tests.deploy.conftest import Deployed
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module", autouse=True)
+def sign_off_from_step_1(ui: Deployed) -> Iterator[None]:
+    """The demo environment's block asks for sign-off from severity 1 while this module runs.
+
+    Deployment runs name their environment (the form offers the known names, the server
+    refuses a file path), so the setting goes where an operator would put it: the block.
+    """
+    env_import = [sys.executable, "-m", "gameday", "env", "import"]
+    changed = ui.command(*env_import, ui.environment_file(sign_off_severity=1))
+    assert changed.returncode == 0, changed.stdout
+    try:
+        yield
+    finally:
+        restored = ui.command(*env_import, str(ui.stack.env_file))
+        assert restored.returncode == 0, restored.stdout
 
 
 def _paused(key: str) -> Any:
@@ -21,12 +40,11 @@ def _events(bench: Deployed, run: str, name: str) -> list[Any]:
 
 def test_sign_off_needs_a_second_person_with_the_plan_hash(bench: Deployed) -> None:
     """Paused with the plan hash; self-approval and a wrong hash pause again; bob resumes it."""
-    run = bench.api.create_run("game-day/game-day", scenario="ui-quick", requester="alice",
-                               environment=bench.environment_file(sign_off_severity=1))
+    run = bench.api.create_run("game-day/game-day", scenario="ui-quick", requester="alice")
     bench.api.wait(run, _paused("signoff-1"), 90, "paused for sign-off")
     (requested,) = bench.notes(run, "signoff_requested")
-    digest = str(requested.data["plan_hash"])
-    assert len(digest) == 12 and requested.data["requester"] == "alice"
+    digest = requested.plan_hash
+    assert len(digest) == 12 and requested.requester == "alice"
     assert _events(bench, run, "fault_intent") == [] and bench.rules() == []
 
     answer = bench.api.resume(run, {"approver": "Alice", "plan_hash": digest, "approve": True})
@@ -43,7 +61,7 @@ def test_sign_off_needs_a_second_person_with_the_plan_hash(bench: Deployed) -> N
     final = bench.api.wait_final(run, timeout=90)
     assert final["state"]["type"] == "COMPLETED", final["state"]
     (granted,) = bench.notes(run, "signoff_granted")
-    assert granted.data["approver"] == "bob"
+    assert granted.approver == "bob"
     (intent, *_) = _events(bench, run, "fault_intent")
     assert intent.at > granted.at  # nothing was injected before the approval
     assert bench.rules() == []
@@ -52,12 +70,11 @@ def test_sign_off_needs_a_second_person_with_the_plan_hash(bench: Deployed) -> N
 def test_sign_off_timeout_injects_nothing(bench: Deployed) -> None:
     """Nobody answers within the timeout: the run ends refused and injects nothing."""
     run = bench.api.create_run("game-day/game-day", scenario="ui-quick", requester="alice",
-                               sign_off_timeout=3,
-                               environment=bench.environment_file(sign_off_severity=1))
+                               sign_off_timeout=3)
     final = bench.api.wait_final(run, timeout=90)
     assert final["state"]["type"] == "FAILED", final["state"]
     refused = bench.notes(run, "signoff_refused")
-    assert refused and refused[-1].data["timed_out"] is True
+    assert refused and refused[-1].timed_out is True
     ended = _events(bench, run, "run_ended")
     assert ended and ended[-1].outcome == "refused"
     assert _events(bench, run, "fault_intent") == [] and bench.rules() == []

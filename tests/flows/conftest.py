@@ -23,7 +23,8 @@ import pytest
 import yaml
 
 from gameday.journal import Event, read_journal
-from gameday.procs import alive, stop
+from gameday.procs import alive, free_port, port_open, stop, wait_until
+from gameday.procs import start as start_process
 from tests.demo_stack import DemoStack
 
 REPO = Path(__file__).resolve().parents[2]
@@ -116,11 +117,12 @@ class Bench:
         return {p.parent.name: read_journal(p)
                 for p in (self.state / "runs").glob("*/journal.jsonl")}
 
-    def wait_for_rule(self, scenario: str, timeout: float = 60.0) -> dict[str, Any]:
-        """The first rule of ``scenario`` to appear on the auth proxy."""
+    def wait_for_rule(self, scenario: str, timeout: float = 60.0, admin: str | None = None
+                      ) -> dict[str, Any]:
+        """The first rule of ``scenario`` to appear on the auth proxy (or at ``admin``)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            found = [r for r in self.rules() if r["labels"]["scenario"] == scenario]
+            found = [r for r in self.rules(admin=admin) if r["labels"]["scenario"] == scenario]
             if found:
                 return found[0]
             time.sleep(0.1)
@@ -161,6 +163,24 @@ def bench(demo_stack: DemoStack, tmp_path: Path) -> Iterator[Bench]:
     demo_stack.wait_calm()
     yield bench
     demo_stack.clear_faults()
+
+
+@pytest.fixture
+def spare_proxy(bench: Bench) -> dict[str, int]:
+    """Ports for an extra gameday proxy in front of auth-service, started (and restarted or
+    killed) by the test with ``start_proxy``."""
+    upstream = int(bench.stack.state.part("auth-service").url.rsplit(":", 1)[1])
+    return {"listen": free_port(), "admin": free_port(), "upstream": upstream}
+
+
+def start_proxy(bench: Bench, ports: dict[str, int], log: Path) -> int:
+    """Start the spare proxy on ``ports`` with the stack's token; its PID, to stop it by."""
+    argv = [sys.executable, "-m", "gameday", "proxy", "--listen",
+            f"127.0.0.1:{ports['listen']}", "--upstream",
+            f"http://127.0.0.1:{ports['upstream']}", "--admin", f"127.0.0.1:{ports['admin']}"]
+    proc = start_process(argv, log=log, env={"GAMEDAY_PROXY_TOKEN": bench.stack.token})
+    wait_until(lambda: port_open(ports["admin"]), 30, what="spare proxy")
+    return proc.pid
 
 
 def outcome(events: list[Event]) -> str | None:

@@ -11,7 +11,7 @@ import yaml
 
 from gameday.demo import prometheus as demo_prometheus
 from gameday.procs import free_port, port_open, start, stop, wait_until
-from tests.flows.conftest import Bench, dump, outcome
+from tests.flows.conftest import Bench, dump, outcome, start_proxy
 
 pytestmark = pytest.mark.integration
 
@@ -48,28 +48,10 @@ def test_prometheus_killed_mid_step_fails_closed(bench: Bench,
     assert ended and ended[0].result.verdict.state == "error"  # type: ignore[union-attr]
 
 
-@pytest.fixture
-def spare_proxy(bench: Bench, tmp_path: Path) -> Iterator[dict[str, int]]:
-    """An extra gameday proxy in front of auth-service (ports), restartable by the test."""
-    upstream = bench.stack.state.part("auth-service").url
-    yield {"listen": free_port(), "admin": free_port(), "upstream": int(upstream.rsplit(":", 1)[1])}
-
-
-def _proxy(bench: Bench, ports: dict[str, int], log: Path) -> int:
-    import sys
-
-    argv = [sys.executable, "-m", "gameday", "proxy", "--listen",
-            f"127.0.0.1:{ports['listen']}", "--upstream",
-            f"http://127.0.0.1:{ports['upstream']}", "--admin", f"127.0.0.1:{ports['admin']}"]
-    proc = start(argv, log=log, env={"GAMEDAY_PROXY_TOKEN": bench.stack.token})
-    wait_until(lambda: port_open(ports["admin"]), 30, what="spare proxy")
-    return proc.pid
-
-
 def test_proxy_restarted_mid_step_aborts(bench: Bench, spare_proxy: dict[str, int],
                                          tmp_path: Path) -> None:
     """A proxy restarted mid-step loses the rule: the run notices, aborts, leaves nothing."""
-    pid = _proxy(bench, spare_proxy, tmp_path / "proxy.log")
+    pid = start_proxy(bench, spare_proxy, tmp_path / "proxy.log")
     admin = f"http://127.0.0.1:{spare_proxy['admin']}"
     endpoints = yaml.safe_load(bench.stack.env_file.read_text())["endpoints"]
     endpoints[0]["admin_url"] = admin
@@ -81,7 +63,7 @@ def test_proxy_restarted_mid_step_aborts(bench: Bench, spare_proxy: dict[str, in
             time.sleep(0.1)
         assert bench.rules(admin=admin), "the run never applied its fault"
         stop(pid, grace=0.5)
-        pid = _proxy(bench, spare_proxy, tmp_path / "proxy2.log")
+        pid = start_proxy(bench, spare_proxy, tmp_path / "proxy2.log")
         out, _ = proc.communicate(timeout=120)
         assert proc.returncode == 4, out
         assert bench.rules(admin=admin) == []

@@ -47,9 +47,10 @@ def test_exception_in_a_task_rolls_back(bench: Bench) -> None:
     assert any(getattr(e, "event", "") == "fault_reverted" for e in events)
 
 
-@pytest.mark.parametrize("how", ["sigterm", "ctrl-c"])
-def test_signal_mid_step_rolls_back(bench: Bench, how: str) -> None:
-    """SIGTERM, or Ctrl-C to the process group, mid-step: the fault is reverted at once."""
+@pytest.mark.parametrize(("how", "exit_code"), [("sigterm", 143), ("ctrl-c", 130)])
+def test_signal_mid_step_rolls_back(bench: Bench, how: str, exit_code: int) -> None:
+    """SIGTERM by PID, or Ctrl-C to the process group, mid-step: the fault is reverted at
+    once, and ``chaosctl start`` exits 128 + the signal."""
     proc = bench.start("long-hold")
     rule = bench.wait_for_rule("long-hold")
     if how == "sigterm":
@@ -57,7 +58,7 @@ def test_signal_mid_step_rolls_back(bench: Bench, how: str) -> None:
     else:
         signal_group(proc, signal.SIGINT)
     code, out = finished(proc)
-    assert code != 0
+    assert code == exit_code, out
     assert bench.rules() == [], out
     assert time.time() < rule["expires_at"], "reverted by rollback, not by the TTL"
     (events,) = bench.journals().values()
@@ -98,7 +99,7 @@ def test_next_run_sweeps_what_a_killed_run_left(bench: Bench) -> None:
 def test_dry_run_injects_nothing(bench: Bench) -> None:
     """A dry run checks and plans but the proxy injects nothing."""
     before = bench.injected()
-    code, out = bench.run("quick-pass", "--dry-run")
+    code, out = bench.run("quick-pass", "--dry-run", "--json")
     assert code == 0, out
     assert '"outcome": "dry_run"' in out and "latency 20ms" in out
     time.sleep(1.5)

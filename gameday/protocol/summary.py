@@ -1,0 +1,161 @@
+"""What a game day returns: its outcome and, for a dry run, the plan a person checks.
+
+The flow returns a :class:`RunSummary`; ``chaosctl start`` and the weekly suite read it as
+attributes, so neither needs Prefect to understand a run's end.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:  # kept light: ``chaosctl start`` reads a summary without the protocol
+    from gameday.protocol.context import RunContext
+    from gameday.protocol.outcome import Outcome
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class PlannedStep(_Frozen):
+    """One rung of the ladder a dry run would climb."""
+
+    severity: int
+    fault: str = Field(description="one-line fault summary")
+    dwell: float = Field(description="seconds the step is held")
+    ttl: float = Field(description="seconds after which the fault expires by itself")
+
+
+class PlannedGuard(_Frozen):
+    """A guard, its stop condition and what its query returned at preflight."""
+
+    name: str
+    condition: str = Field(description='e.g. "> 5 for 1s"')
+    query: str
+    unit: str | None = None
+    #: None when the query returned no data (only allowed with ``on_no_data: ignore``).
+    preflight: float | None = None
+
+
+class BaselineValue(_Frozen):
+    """One signal or standard metric over the baseline window."""
+
+    name: str
+    mean: float
+    p95: float
+    unit: str | None = None
+
+
+class DryRunPlan(_Frozen):
+    """Everything a dry run found: the ladder, the guards, the baseline and leftovers."""
+
+    steps: tuple[PlannedStep, ...]
+    guards: tuple[PlannedGuard, ...]
+    baseline: tuple[BaselineValue, ...] = ()
+    baseline_seconds: float = 0.0
+    #: Faults of earlier runs still in place (a real run would sweep them first).
+    leftovers: tuple[str, ...] = ()
+
+
+class RunSummary(_Frozen):
+    """How one game day ended: passed, aborted, failed, cancelled, rollback_failed, refused
+    or dry_run."""
+
+    run: str
+    scenario: str
+    environment: str
+    outcome: str
+    summary: str
+    highest_held: int | None = None
+    first_broken: int | None = None
+    postmortem: str | None = Field(None, description="path of postmortem.md")
+    plan: DryRunPlan | None = Field(None, description="set for dry runs")
+
+    @classmethod
+    def ended(cls, run: str, scenario: str, environment: str, outcome: Outcome,
+              postmortem: str | None = None) -> RunSummary:
+        """The summary of a run that went through the ladder (or stopped on the way)."""
+        return cls(run=run, scenario=scenario, environment=environment,
+                   outcome=outcome.outcome, summary=outcome.summary,
+                   highest_held=outcome.highest_held, first_broken=outcome.first_broken,
+                   postmortem=postmortem)
+
+    @classmethod
+    def refused(cls, run: str, scenario: str, environment: str, reason: str) -> RunSummary:
+        """A run that may not start; nothing was injected."""
+        return cls(run=run, scenario=scenario, environment=environment, outcome="refused",
+                   summary=reason)
+
+
+def dry_run_plan(ctx: RunContext) -> DryRunPlan:
+    """The plan of a prepared run, with the preflight's guard values and the baseline."""
+    scenario = ctx.scenario
+    steps = tuple(PlannedStep(severity=s, fault=scenario.step_fault(s).summary(),
+                              dwell=scenario.steps[s - 1].dwell, ttl=scenario.ttl(s))
+                  for s in ctx.severities)
+    guards = tuple(PlannedGuard(name=g.name, condition=_condition(g.guard.op, g.guard.threshold,
+                                                                 g.guard.for_),
+                                query=g.query, unit=g.guard.unit,
+                                preflight=ctx.preflight.get(g.name))
+                   for g in ctx.guards)
+    window = ctx.baseline
+    # The scenario's signals come first; a standard metric of the same name is the same query.
+    shown: dict[str, BaselineValue] = {}
+    for m in window.signals if window is not None else ():
+        name = m.name.removeprefix("metric:")
+        if name not in shown and m.stats is not None and math.isfinite(m.stats.mean):
+            shown[name] = BaselineValue(name=name, mean=m.stats.mean, p95=m.stats.p95,
+                                        unit=m.unit)
+    baseline = tuple(shown.values())
+    return DryRunPlan(steps=steps, guards=guards, baseline=baseline,
+                      baseline_seconds=window.end - window.start if window else 0.0,
+                      leftovers=tuple(ctx.swept))
+
+
+def _condition(op: str | None, threshold: float, for_: float) -> str:
+    if not op:
+        return "(no stop condition)"
+    return f"{op} {threshold:g}" + (f" for {for_:g}s" if for_ else "")
+
+
+def plan_lines(summary: RunSummary) -> list[str]:
+    """A dry run's plan for a person: the ladder, the guards with their preflight values, the
+    baseline and the leftovers, in aligned columns."""
+    from gameday.units import format_duration
+
+    plan = summary.plan
+    lines = [f"dry run of {summary.scenario} in {summary.environment}: nothing injected "
+             f"(run {summary.run})"]
+    if plan is None:
+        return lines
+    lines += ["", f"ladder ({len(plan.steps)} step{'s' if len(plan.steps) != 1 else ''}):"]
+    lines += _columns([[f"step {s.severity}", s.fault, f"dwell {format_duration(s.dwell)}",
+                        f"TTL {format_duration(s.ttl)}"] for s in plan.steps]) or ["  none"]
+    lines += ["", "guards:"]
+    lines += _columns([[g.name, f"stops the run at {g.condition}",
+                        f"preflight {_number(g.preflight)}" + (f" {g.unit}" if g.unit else "")]
+                       for g in plan.guards]) or ["  none"]
+    window = format_duration(round(plan.baseline_seconds))
+    lines += ["", f"baseline (last {window}):"]
+    # The names carry their units (latency_p95_ms, error_rate_percent).
+    lines += _columns([[b.name, f"mean {_number(b.mean)}", f"p95 {_number(b.p95)}"]
+                       for b in plan.baseline]) or ["  no data"]
+    lines += ["", "leftovers of earlier runs (a real run reverts them first):"]
+    lines += [f"  {leftover}" for leftover in plan.leftovers] or ["  none"]
+    return lines
+
+
+def _number(value: float | None) -> str:
+    if value is None or math.isnan(value):
+        return "no data"
+    return f"{value:.4g}"
+
+
+def _columns(rows: list[list[str]]) -> list[str]:
+    widths = [max(len(row[i]) for row in rows if i < len(row))
+              for i in range(max((len(r) for r in rows), default=0))]
+    return ["  " + "   ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip()
+            for row in rows]
