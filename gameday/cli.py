@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from gameday import __version__
 from gameday.errors import GameDayError
+from gameday.redact import install_log_redaction
 
 #: Sub-commands, in the order ``--help`` lists them.
 COMMANDS = ("catalog", "start", "status", "stop", "report", "demo", "proxy", "blocks", "env",
@@ -42,6 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``chaosctl``; returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    install_log_redaction()  # whatever a command logs, through whichever handler
     try:
         code = args.handler(args)
     except GameDayError as exc:

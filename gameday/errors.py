@@ -4,12 +4,14 @@
 
     GameDayError
     ├── CatalogError        a catalog, mission or environment file is wrong (user mistake)
+    │   └── InputRefused    a file too large, not UTF-8, too deep or expanding past a limit
     ├── ConfigError         a command-line option or setting is wrong (user mistake)
     │   └── MissingExtra    a command needs an optional part of the kit that is not installed
     ├── RefusedError        a run was refused before anything was injected
     ├── InjectorError       the fault injector could not do what it was asked
     │   ├── RuleProblem     a rule input cannot be stored (names the field; also a ValueError)
-    │   └── ParseError      the proxy got a malformed HTTP message (answered with its status)
+    │   ├── ParseError      the proxy got a malformed HTTP message (answered with its status)
+    │   └── RulesFileError  a transport rules file cannot be used (``reason`` names why)
     ├── DriverError         a driver could not apply, revert or list faults
     │   ├── DriverUnreachable   the driver's endpoint did not answer
     │   └── ChaosSpecError      an object the driver built fails its Chaos Mesh CRD schema
@@ -75,6 +77,19 @@ class CatalogError(GameDayError):
         super().__init__("\n".join([head, *(f"  {p}" for p in self.problems)]))
 
 
+class InputRefused(CatalogError):
+    """A YAML or JSON file the loader will not read whole: larger, deeper or expanding further
+    than its limits, or not UTF-8. Refused before the work it would cost is done.
+
+    ``reason`` is one of ``too_large``, ``not_utf8``, ``too_deep``, ``too_many_nodes``,
+    ``alias`` (aliases where none are allowed, or an alias that contains itself).
+    """
+
+    def __init__(self, problem: Problem, reason: str) -> None:
+        super().__init__([problem])
+        self.reason = reason
+
+
 class ConfigError(GameDayError):
     """A command-line option, setting or reference is wrong."""
 
@@ -118,6 +133,18 @@ class ParseError(InjectorError):
     def __init__(self, message: str, status: int = 400) -> None:
         super().__init__(message)
         self.status = status
+
+
+class RulesFileError(InjectorError):
+    """A transport rules file that cannot be used; the transport injects nothing for it.
+
+    ``reason`` labels the failure in ``gameday_transport_rules_errors_total``: ``unreadable``,
+    ``syntax``, ``invalid`` (not a rules document), or an :class:`InputRefused` reason.
+    """
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class DriverError(GameDayError):

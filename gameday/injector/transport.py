@@ -9,11 +9,13 @@
 Rules are given directly or read from a JSON or YAML file ``{"rules": [rule, ...]}`` (the rule
 shape of the proxy's admin API; a ``ttl`` in a file counts from the file's modification time).
 The file is re-read when it changes (a mounted ConfigMap is replaced by a symlink swap, which
-changes what ``stat`` sees). A file that is missing or invalid injects nothing: a broken chaos
-config must not break the service. Expired rules are dropped by time, whether or not traffic
-flows: ``active_rules()`` shows it. The ``transport`` driver (:mod:`gameday.drivers.transport`)
-writes such a file, each rule with its absolute ``expires_at``, so a rule stops at its expiry
-even when the process that wrote it is gone.
+changes what ``stat`` sees), by a watcher thread and within limits
+(:mod:`gameday.injector.rules_file`). A file that is missing, invalid, too large or hostile
+injects nothing and is counted in ``gameday_transport_rules_errors_total``: a broken chaos
+config must not break, nor slow, the service. Expired rules are dropped by time, whether or not
+traffic flows: ``active_rules()`` shows it. The ``transport`` driver
+(:mod:`gameday.drivers.transport`) writes such a file, each rule with its absolute
+``expires_at``, so a rule stops at its expiry even when the process that wrote it is gone.
 
 What the caller sees per fault: a delay; an ``abort`` as a response with that status (the
 inner transport is not called); a ``reset`` as ``httpx.ReadError``; a ``blackhole`` as
@@ -24,9 +26,6 @@ the rule expires first); a ``bandwidth`` rule as a response body paced to ``kbps
 from __future__ import annotations
 
 import asyncio
-import json
-import logging
-import os
 import random
 import threading
 import time
@@ -35,100 +34,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from pydantic import ValidationError
 
-from gameday.errors import CatalogError, InjectorError
 from gameday.injector.decide import PASS, Decision, Request, decide, fault_headers
-from gameday.injector.rules import Rule, RuleInput, problems_of
+from gameday.injector.rules import Rule
+from gameday.injector.rules_file import Clock, RuleSource, load_rules_file
 
-log = logging.getLogger("gameday.injector")
-Clock = Callable[[], float]
-
-
-def load_rules_file(path: Path) -> list[Rule]:
-    """Rules from a JSON or YAML file; ``InjectorError`` naming the file and field if invalid."""
-    try:
-        text = path.read_text(encoding="utf-8")
-        mtime = path.stat().st_mtime
-    except OSError as exc:
-        raise InjectorError(f"{path}: cannot read: {exc}") from exc
-    try:
-        if path.suffix == ".json":
-            data = json.loads(text)
-        else:
-            from gameday.load import parse_yaml
-
-            data = parse_yaml(text, str(path)).data
-    except (json.JSONDecodeError, CatalogError) as exc:
-        raise InjectorError(f"{path}: not valid {path.suffix.lstrip('.') or 'YAML'}: "
-                            f"{exc}") from exc
-    if data is None:
-        return []
-    if not isinstance(data, dict) or set(data) != {"rules"} or not isinstance(data["rules"],
-                                                                              list):
-        raise InjectorError(f'{path}: expected {{"rules": [rule, ...]}}')
-    rules = []
-    for index, item in enumerate(data["rules"]):
-        try:
-            parsed = RuleInput.model_validate(item)
-        except ValidationError as exc:
-            problem = problems_of(exc, ("rules", index))[0]
-            raise InjectorError(f"{path}: {problem}") from exc
-        # A ttl counts from the file's modification time, so re-reading does not extend it.
-        expires_at = parsed.expires_at if parsed.expires_at is not None \
-            else mtime + (parsed.ttl or 0.0)
-        rules.append(Rule(id=parsed.id or f"rule-{index}", fault=parsed.fault,
-                          labels=parsed.labels, target=parsed.target or "",
-                          expires_at=expires_at))
-    return rules
-
-
-class RuleSource:
-    """Rules given directly, or read from a file and re-read whenever it changes."""
-
-    def __init__(self, rules: Sequence[Rule] | None = None, rules_file: str | Path | None = None,
-                 clock: Clock = time.time) -> None:
-        if (rules is None) == (rules_file is None):
-            raise InjectorError("give exactly one of rules= or rules_file=")
-        self.path = Path(rules_file) if rules_file is not None else None
-        self._rules: tuple[Rule, ...] = tuple(rules or ())
-        self._key: tuple[int, int, int] | None = None
-        self._lock = threading.Lock()
-        self.clock = clock
-        #: Why the file was last rejected (None when it loaded).
-        self.last_error: str | None = None
-
-    def rules(self) -> tuple[Rule, ...]:
-        """Every rule, expired or not (the file re-read if it changed)."""
-        if self.path is not None:
-            self._refresh(self.path)
-        return self._rules
-
-    def active(self) -> list[Rule]:
-        """The rules that have not expired yet."""
-        now = self.clock()
-        return [rule for rule in self.rules() if rule.active(now)]
-
-    def _refresh(self, path: Path) -> None:
-        try:
-            info = os.stat(path)
-            key = (info.st_mtime_ns, info.st_size, info.st_ino)
-        except OSError:
-            key = None
-        if key == self._key:
-            return
-        with self._lock:
-            if key == self._key:
-                return
-            self._key = key
-            if key is None:
-                self._rules, self.last_error = (), None
-                return
-            try:
-                self._rules, self.last_error = tuple(load_rules_file(path)), None
-            except InjectorError as exc:
-                self._rules, self.last_error = (), str(exc)
-                log.warning("ignoring fault rules: %s", exc)
+__all__ = ["AsyncFaultTransport", "FaultTransport", "RuleSource", "load_rules_file"]
 
 
 class _Injector:
@@ -279,7 +190,8 @@ class FaultTransport(httpx.BaseTransport):
         return injector.marked(request, response, decision, stream)
 
     def close(self) -> None:
-        """Close the inner transport."""
+        """Close the inner transport and stop watching the rules file."""
+        self._injector.source.close()
         self.inner.close()
 
 
@@ -326,5 +238,6 @@ class AsyncFaultTransport(httpx.AsyncBaseTransport):
         return injector.marked(request, response, decision, stream)
 
     async def aclose(self) -> None:
-        """Close the inner transport."""
+        """Close the inner transport and stop watching the rules file."""
+        self._injector.source.close()
         await self.inner.aclose()

@@ -8,7 +8,7 @@ from pathlib import Path
 from gameday.errors import CatalogError, Problem
 from gameday.load.problems import Model, display, validate
 from gameday.load.walk import Catalog, load_catalog
-from gameday.load.yaml_lines import parse_yaml
+from gameday.load.yaml_lines import parse_yaml, read_text
 from gameday.models import Mission
 
 # The checkout this package was loaded from: gameday/load/files.py → the repository root.
@@ -19,7 +19,7 @@ def load_one(model: type[Model], path: Path) -> Model:
     """Load a single-entry file (an environment or a mission) into ``model``."""
     file = display(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_text(path, file)
     except OSError as exc:
         raise CatalogError([Problem(file, None, None, "", f"cannot read: {exc}")]) from exc
     doc = parse_yaml(text, file)

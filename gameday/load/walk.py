@@ -12,7 +12,7 @@ from pydantic import BaseModel
 
 from gameday.errors import CatalogError, Problem
 from gameday.load.problems import display, validate
-from gameday.load.yaml_lines import Document, Path_, parse_yaml
+from gameday.load.yaml_lines import Document, Path_, parse_yaml, read_text
 from gameday.models import Environment, Mission, Scenario, SignalTemplate
 
 KINDS = ("scenarios", "missions", "environments", "signals")
@@ -127,11 +127,11 @@ def load_catalog(paths: Iterable[Path], signals_from: Path | None = None, *,
             problems.append(Problem(file, None, None, "", "no such file or folder"))
             continue
         try:
-            doc = parse_yaml(path.read_text(encoding="utf-8"), file)
+            doc = parse_yaml(read_text(path, file), file)
         except CatalogError as exc:
             problems += exc.problems
             continue
-        except (OSError, UnicodeDecodeError) as exc:
+        except OSError as exc:
             problems.append(Problem(file, None, None, "", f"cannot read: {exc}"))
             continue
         kind = kind_of(path) or _guess_kind(doc.data)

@@ -3,12 +3,32 @@
 from __future__ import annotations
 
 import os
+import threading
 from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field, PrivateAttr, SecretStr, model_validator
 from pydantic_core import PydanticCustomError
 
 from gameday.faults import Strict
+
+# Every value a SecretRef has read or been handed in this process. ``gameday.redact`` redacts
+# them by value wherever the kit writes; they live here because the models may not import the
+# layers above them (see pyproject's import contracts).
+_resolved: frozenset[str] = frozenset()
+_resolved_lock = threading.Lock()
+
+
+def resolved_secrets() -> frozenset[str]:
+    """The secret values SecretRefs have returned so far."""
+    return _resolved
+
+
+def _remember(value: str | None) -> str | None:
+    global _resolved
+    if value and value not in _resolved:
+        with _resolved_lock:
+            _resolved = _resolved | {value}
+    return value
 
 
 def _reject_inline_secret(value: Any) -> Any:
@@ -42,6 +62,7 @@ class SecretRef(Strict):
     def held(cls, value: str, origin: str) -> SecretRef:
         """A secret whose value is already known; ``origin`` names where it came from."""
         ref = cls.model_construct()
+        _remember(value)
         ref._held = SecretStr(value)
         ref._origin = origin
         return ref
@@ -57,10 +78,10 @@ class SecretRef(Strict):
         if self._held is not None:
             return self._held.get_secret_value()
         if self.env:
-            return os.environ.get(self.env)
+            return _remember(os.environ.get(self.env))
         from gameday.secrets import read_block_secret  # Prefect is imported only when needed
 
-        return read_block_secret(self.block or "")
+        return _remember(read_block_secret(self.block or ""))
 
 
 SecretField = Annotated[SecretRef, BeforeValidator(_reject_inline_secret)]

@@ -25,11 +25,36 @@ class Case:
     """One bad input: its files, and the line and field its error must name."""
 
     id: str
-    files: dict[str, str]
+    files: dict[str, str | bytes]  # bytes: written as they are (e.g. not UTF-8)
     file: str
     line: int
     field: str
     schema_rejects: bool  # whether JSON Schema alone can express the rule
+
+
+#: "Billion laughs": nine aliases of nine, 10⁹ nodes once expanded from 500 bytes. Line 6 holds
+#: the first anchor past the loader's 20 000-node budget (9⁵ nodes under ``e``).
+BILLION_LAUGHS = "name: lol\na: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
+    f"{c}: &{c} [{', '.join([f'*{p}'] * 9)}]\n"
+    for p, c in zip("abcdefgh", "bcdefghi", strict=True))
+#: 64-byte comment lines past the 512 KiB limit: byte 524 288 is on line 524 288 / 64 + 1.
+OVERSIZED = ("#" + "x" * 62 + "\n") * 10_000
+
+#: Files the loader must refuse before the work they would cost, each with exit 2 and file:line.
+LIMIT_CASES = [
+    Case("billion-laughs", {"scenarios/s.yaml": BILLION_LAUGHS}, "scenarios/s.yaml", 6, "", False),
+    Case("deep-nesting", {"scenarios/s.yaml": "name: x\nsteps: " + "[" * 3000},
+         "scenarios/s.yaml", 2, "", False),
+    # Each a<i> nests one deeper than the one before: a64, on line 66, is the first too deep.
+    Case("deep-aliases", {"scenarios/s.yaml": "name: x\na0: &a0 [1]\n" + "".join(
+        f"a{i}: &a{i} [*a{i - 1}]\n" for i in range(1, 100))}, "scenarios/s.yaml", 66, "",
+         False),
+    Case("recursive-alias", {"scenarios/s.yaml": "name: x\nsteps: &s [*s]\n"},
+         "scenarios/s.yaml", 2, "", False),
+    Case("oversized", {"scenarios/s.yaml": OVERSIZED}, "scenarios/s.yaml", 8193, "", False),
+    Case("not-utf8", {"scenarios/s.yaml": b"name: x\nowner: caf\xc3\xa9\ndescription: \xff\n"},
+         "scenarios/s.yaml", 3, "", False),
+]
 
 
 def _replace(old: str, new: str) -> str:
@@ -73,4 +98,5 @@ endpoints:
     Case("missing-runbook", {"scenarios/s.yaml": _replace(
         "owner: team-a\n", "owner: team-a\nrunbook: docs/runbooks/nowhere.md\n")},
          "scenarios/s.yaml", 4, "runbook", False),
+    *LIMIT_CASES,
 ]

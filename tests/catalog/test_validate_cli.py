@@ -4,22 +4,27 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
 
 from gameday.cli import main
 from gameday.load import load_default
-from tests.catalog.cases import CASES, GOOD_SCENARIO, Case
+from tests.catalog.cases import CASES, GOOD_SCENARIO, LIMIT_CASES, Case
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def write(tmp_path: Path, files: dict[str, str]) -> Path:
+def write(tmp_path: Path, files: Mapping[str, str | bytes]) -> Path:
     for name, text in files.items():
         path = tmp_path / name
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
+        if isinstance(text, bytes):
+            path.write_bytes(text)
+        else:
+            path.write_text(text)
     return tmp_path
 
 
@@ -150,3 +155,31 @@ def test_running_does_not_need_the_runbooks(tmp_path: Path) -> None:
     signals = (REPO / "catalog" / "signals.yaml").read_text()
     root = write(tmp_path, {**case.files, "signals.yaml": signals})
     assert load_default(root).scenarios["good-one"].runbook == "docs/runbooks/nowhere.md"
+
+
+def test_hostile_yaml_fails_fast_in_a_real_process(tmp_path: Path) -> None:
+    """Alias bombs, deep nesting, oversized and undecodable files: exit 2, file:line, fast.
+
+    The billion-laughs file once took 33 s and 3 GB; failing in seconds bounds the memory too.
+    The bound (10 s for all of them, interpreter start included) is generous for 2 busy cores.
+    """
+    files = {f"scenarios/{case.id}.yaml": case.files[case.file] for case in LIMIT_CASES}
+    root = write(tmp_path, files)
+    started = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "gameday", "catalog", "validate", str(root)],
+                          capture_output=True, text=True, timeout=120, check=False, cwd=REPO)
+    elapsed = time.monotonic() - started
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr and "RecursionError" not in proc.stderr
+    for case in LIMIT_CASES:
+        assert f"{root / 'scenarios' / case.id}.yaml:{case.line}:" in proc.stderr, proc.stderr
+    assert elapsed < 10, f"took {elapsed:.1f} s"
+
+
+def test_undecodable_file_names_the_byte_and_its_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A file that is not UTF-8 is refused at the line and column of its first bad byte."""
+    case = next(c for c in CASES if c.id == "not-utf8")
+    assert main(["catalog", "validate", str(write(tmp_path, case.files))]) == 2
+    assert "s.yaml:3: not UTF-8: byte 0xff at column 14" in capsys.readouterr().err
