@@ -4,7 +4,8 @@
 ``GameDayEnvironment`` is the engine's environment as a block, with the values of the secrets
 it references. Nothing here connects when imported; ``get_client`` builds clients.
 
-Importing this package hands the engine its way to read ``{block: NAME}`` secrets.
+Importing this package hands the engine its way to read ``{block: NAME}`` secrets, and turns
+on log redaction: flows a worker runs never pass through ``chaosctl``, which does the same.
 """
 
 from blocks.environment import (
@@ -16,9 +17,11 @@ from blocks.environment import (
 from blocks.prometheus import PrometheusSource
 from blocks.secrets import read_secret_block
 from blocks.slack import SlackChannel
+from gameday.redact import install_log_redaction
 from gameday.secrets import use_block_reader
 
 use_block_reader(read_secret_block)
+install_log_redaction()
 
 #: Every block type the kit registers (``chaosctl blocks register``).
 BLOCK_TYPES = (PrometheusSource, SlackChannel, GameDayEnvironment)

@@ -19,6 +19,7 @@ from typing import Protocol
 from gameday.demo.http import Handler, serve
 from gameday.demo.metrics import ServiceMetrics
 from gameday.demo.resilience import RetryPolicy
+from gameday.redact import install_log_redaction
 
 HOST = "127.0.0.1"
 
@@ -119,6 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the part named on the command line until signalled."""
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    install_log_redaction()
     # One line per outgoing request would fill the logs at 20 requests per second.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
