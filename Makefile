@@ -34,8 +34,10 @@ lint: $(STAMP)  ## ruff, and the import contracts of docs/architecture.md
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# Two workers, a test file each at a time: most tests wait on real time (dwells, scrapes), so
+# two halves overlap; each worker has its own session demo stack.
 unit: $(STAMP)
-	$(BIN)/pytest -q --durations=15
+	$(BIN)/pytest -q -n 2 --dist loadfile --durations=15
 
 test: lint typecheck unit  ## everything CI runs
 

@@ -24,7 +24,7 @@ from types import FrameType
 from pydantic import ValidationError
 
 from gameday.drivers.base import Driver
-from gameday.errors import DriverError, GuardError
+from gameday.errors import DriverError, DriverUnreachable, GuardError
 from gameday.journal import (
     Event,
     FaultIntentEvent,
@@ -44,6 +44,10 @@ from gameday.records import Handle, Labels
 
 #: Attempts per revert: a revert is idempotent, so retrying cannot hide anything.
 REVERT_ATTEMPTS = 3
+#: Seconds a driver that does not answer is asked again before its place counts as unchecked:
+#: a sidecar restarting during rollback is back within them, and paging on-call for it would
+#: be a false alarm. Past them the rollback fails closed.
+UNREACHABLE_PATIENCE = 6.0
 
 
 @dataclass(frozen=True)
@@ -166,7 +170,7 @@ def _revert(run: str, environment: Environment, events: list[Event] | None, buil
             handles[(left.handle.driver, left.handle.id)] = left.handle
     for (kind, place), (_endpoint, driver) in drivers.items():
         try:
-            for handle in driver.active(run=run):
+            for handle in _active(driver, run):
                 handles[(handle.driver, handle.id)] = handle
         except DriverError as exc:
             unchecked.append(Unchecked(kind, place, f"cannot list its faults: {exc}"))
@@ -287,6 +291,20 @@ def _revert_one(driver: Driver, handle: Handle) -> str | None:
     return error
 
 
+def _active(driver: Driver, run: str) -> list[Handle]:
+    """``run``'s faults at ``driver``, asking again for a while when it does not answer."""
+    deadline = time.monotonic() + UNREACHABLE_PATIENCE
+    pause = 0.2
+    while True:
+        try:
+            return driver.active(run=run)
+        except DriverUnreachable:
+            if time.monotonic() + pause > deadline:
+                raise
+            time.sleep(pause)
+            pause = min(pause * 2, 1.0)
+
+
 def _verify(run: str, drivers: dict[tuple[str, str], tuple[Endpoint, Driver]]
             ) -> tuple[list[str], list[Unchecked]]:
     """Faults of ``run`` still active, and the places where asking failed."""
@@ -294,7 +312,7 @@ def _verify(run: str, drivers: dict[tuple[str, str], tuple[Endpoint, Driver]]
     unverified = []
     for (kind, place), (_endpoint, driver) in drivers.items():
         try:
-            remaining += [f"{h.fault} at {h.endpoint}" for h in driver.active(run=run)]
+            remaining += [f"{h.fault} at {h.endpoint}" for h in _active(driver, run)]
         except DriverError as exc:
             unverified.append(Unchecked(kind, place, f"cannot verify: {exc}"))
     return remaining, unverified
