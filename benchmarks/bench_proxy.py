@@ -14,6 +14,8 @@ for both proxies. Measured:
   ``abort_ratio_in_ci``: whether it lies inside the 99 % binomial interval around 0.2;
 * ``ttl_lateness_ms``: with no data-plane traffic, when the rule left the admin list minus its
   ``expires_at`` (worst of 5, admin list polled every 2 ms);
+* ``release_after_delete_ms``: a request held by a blackhole rule, then the rule deleted: from
+  sending the ``DELETE`` until the client sees its connection closed (median of 5);
 * ``rss_mb_1000_idle``: the proxy's resident memory holding 1000 idle keep-alive connections.
 
 Everything binds 127.0.0.1 on free ports, configs go to a temporary folder, every process
@@ -28,6 +30,7 @@ import os
 import re
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -43,7 +46,7 @@ from gameday import procs
 from gameday.injector.proxy.server import raise_fd_limit
 
 ROOT = Path(__file__).resolve().parents[1]
-TOKEN = "bench-token"
+TOKEN = "bench-token-0123456789"
 LABELS = {"run": "bench", "scenario": "bench", "environment": "bench", "step": 1}
 BODY = "x" * 100
 PROXY_CORE, LOAD_CORE = "0", "1"
@@ -179,6 +182,24 @@ def ttl_lateness(admin_port: int, trials: int = 5) -> list[float]:
     return results
 
 
+def release_after_delete(port: int, admin_port: int, trials: int = 5) -> list[float]:
+    """Milliseconds from deleting a blackhole rule until the request it held sees the close."""
+    results = []
+    with admin(admin_port) as client:
+        for _ in range(trials):
+            rule = client.post("/rules", json={"fault": {"kind": "blackhole"}, "labels": LABELS,
+                                               "ttl": 60}).json()
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+                sock.sendall(b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n")
+                time.sleep(0.2)  # the request is held by now
+                started = time.perf_counter()
+                client.delete(f"/rules/{rule['id']}").raise_for_status()
+                closed = sock.recv(65536) == b""
+                elapsed = (time.perf_counter() - started) * 1000
+            results.append(elapsed if closed else math.nan)
+    return results
+
+
 def rss_with_idle(port: int, pid: int, count: int = 1000) -> float:
     """Resident MB of ``pid`` while ``count`` keep-alive connections sit idle on it."""
     sockets = []
@@ -265,6 +286,8 @@ def main() -> int:
                 put_rules(admin_port)
                 log("TTL lateness with no traffic")
                 results["ttl"] = ttl_lateness(admin_port)
+                log("release of a held request when its rule is deleted")
+                results["release"] = release_after_delete(proxy_port, admin_port)
                 log("RSS with 1000 idle connections")
                 results["rss_mb"] = rss_with_idle(proxy_port, proxy_pid)
     log(json.dumps(results, indent=1))
@@ -290,6 +313,7 @@ def report(r: dict[str, Any]) -> int:
         "abort_ratio_observed": round(ratio, 4),
         "abort_ratio_in_ci": bool(abort_n >= 5000 and low <= ratio <= high),
         "ttl_lateness_ms": round(max(r["ttl"]), 3),
+        "release_after_delete_ms": round(statistics.median(r["release"]), 3),
         "rss_mb_1000_idle": round(r["rss_mb"], 1),
     }
     log(f"abort: {abort_n} requests, 99% interval around 0.2: [{low:.4f}, {high:.4f}]")

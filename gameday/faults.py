@@ -6,7 +6,12 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-Probability = Annotated[float, Field(ge=0.0, le=1.0, description="chance per request, 0..1")]
+Probability = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False,
+                                      description="chance per request, 0..1")]
+#: Longest delay a latency fault may add (ten minutes): a value is a fault, never a hang.
+MAX_DELAY_MS = 600_000
+#: Bandwidth bounds in kbit/s: below 1 a response stalls for ever; above 10 Gbit/s pacing is moot.
+MIN_KBPS, MAX_KBPS = 1, 10_000_000
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
@@ -51,8 +56,10 @@ class LatencyFault(_Fault):
     """Delay requests by ``ms`` plus up to ``jitter_ms``."""
 
     kind: Literal["latency"] = "latency"
-    ms: float = Field(ge=0, le=600_000, description="added delay in milliseconds")
-    jitter_ms: float = Field(0, ge=0, le=600_000, description="jitter in milliseconds")
+    ms: float = Field(ge=0, le=MAX_DELAY_MS, allow_inf_nan=False,
+                     description="added delay in milliseconds")
+    jitter_ms: float = Field(0, ge=0, le=MAX_DELAY_MS, allow_inf_nan=False,
+                            description="jitter in milliseconds")
     distribution: Literal["uniform", "normal"] = Field(
         "uniform", description="jitter distribution: uniform in ±jitter, or normal with sd=jitter"
     )
@@ -101,7 +108,8 @@ class BandwidthFault(_Fault):
     """Throttle response bodies to ``kbps`` kilobits per second."""
 
     kind: Literal["bandwidth"] = "bandwidth"
-    kbps: float = Field(gt=0, description="bandwidth in kilobits per second (fewer is more severe)")
+    kbps: float = Field(ge=MIN_KBPS, le=MAX_KBPS, allow_inf_nan=False,
+                       description="bandwidth in kilobits per second (fewer is more severe)")
     match: Match = Field(default_factory=Match)
     magnitude: ClassVar[dict[str, bool]] = {"kbps": False}
 
@@ -111,7 +119,8 @@ class CpuFault(_Fault):
 
     kind: Literal["cpu"] = "cpu"
     workers: int = Field(1, ge=1, le=64, description="number of busy processes")
-    load_percent: float = Field(gt=0, le=100, description="load per worker, percent of a core")
+    load_percent: float = Field(gt=0, le=100, allow_inf_nan=False,
+                                description="load per worker, percent of a core")
     magnitude: ClassVar[dict[str, bool]] = {"workers": True, "load_percent": True}
     http: ClassVar[bool] = False
 
@@ -130,7 +139,8 @@ class PodKillFault(_Fault):
 
     kind: Literal["pod_kill"] = "pod_kill"
     count: int | None = Field(None, ge=1, description="pods to kill")
-    percent: float | None = Field(None, gt=0, le=100, description="share of pods to kill")
+    percent: float | None = Field(None, gt=0, le=100, allow_inf_nan=False,
+                                   description="share of pods to kill")
     magnitude: ClassVar[dict[str, bool]] = {"count": True, "percent": True}
     http: ClassVar[bool] = False
 

@@ -16,7 +16,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import quote
@@ -148,6 +148,25 @@ def decide(rules: Sequence[Rule], request: Request, rng: random.Random, now: flo
     fired.sort(key=lambda rule: order[id(rule)])
     return Decision(action=action, delay_ms=delay_ms, status=status, kbps=kbps,
                     rules=tuple(fired))
+
+
+def without(decision: Decision, gone: Container[str]) -> Decision:
+    """``decision`` once the rules with ids in ``gone`` have ended (removed or expired).
+
+    What an ended rule caused stops, what the others caused stays: its delay is over, its
+    throttle is lifted, and if it was the terminal action the request passes instead.
+    Returns ``decision`` itself when none of its rules ended.
+    """
+    kept = tuple(rule for rule in decision.rules if rule.id not in gone)
+    if len(kept) == len(decision.rules):
+        return decision
+    if not kept:
+        return PASS
+    kinds = {rule.fault.kind for rule in kept}
+    action: Action = decision.action if decision.action in kinds else "pass"
+    return Decision(action=action, delay_ms=decision.delay_ms if "latency" in kinds else 0.0,
+                    status=decision.status if action == "abort" else 0,
+                    kbps=decision.kbps if "bandwidth" in kinds else None, rules=kept)
 
 
 def _quote(value: str) -> str:

@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import json
+import socket
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from gameday import procs
 
 ROOT = Path(__file__).resolve().parents[2]
-TOKEN = "test-token-123"
+TOKEN = "test-token-0123456789"
 LABELS = {"run": "run-1", "scenario": "slow-payments", "environment": "dev", "step": 1}
 
 
@@ -100,14 +102,19 @@ def start_upstream(log: Path, port: int | None = None) -> Upstream:
 
 
 def start_proxy(upstream_url: str, log: Path, *, token: str | None = TOKEN,
-                max_ttl: str = "600s", target: str = "", seed: int = 7) -> Proxy:
-    """Start ``chaosctl proxy`` in front of ``upstream_url`` and wait for its admin API."""
+                max_ttl: str = "600s", target: str = "", seed: int = 7,
+                args: Sequence[str] = ()) -> Proxy:
+    """Start ``chaosctl proxy`` in front of ``upstream_url`` and wait for its admin API.
+
+    ``args`` are further options (limits, for instance).
+    """
     port, admin_port = procs.free_port(), procs.free_port()
     argv = [sys.executable, "-m", "gameday", "proxy", "--listen", f"127.0.0.1:{port}",
             "--upstream", upstream_url, "--admin", f"127.0.0.1:{admin_port}",
             "--max-ttl", max_ttl, "--seed", str(seed), "--token-env", "TEST_PROXY_TOKEN"]
     if target:
         argv += ["--target", target]
+    argv += args
     env = {"TEST_PROXY_TOKEN": token or ""}
     process = procs.start(argv, log=log, env=env, cwd=ROOT)
     proxy = Proxy(process.pid, port, admin_port, log, token)
@@ -124,6 +131,55 @@ def start_proxy(upstream_url: str, log: Path, *, token: str | None = TOKEN,
         procs.stop(process.pid)
         raise AssertionError(f"proxy did not start:\n{log.read_text()}") from None
     return proxy
+
+
+@dataclass
+class RawUpstream:
+    """A running raw-socket upstream (``tests/injector/raw_upstream.py``) and its capture."""
+
+    pid: int
+    port: int
+    capture: Path
+
+    @property
+    def url(self) -> str:
+        """Its base URL."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def received(self, marker: bytes) -> bytes:
+        """Everything received on the connection whose bytes contain ``marker``."""
+        for file in sorted(self.capture.glob("*.bin")):
+            data = file.read_bytes()
+            if marker in data:
+                return data
+        return b""
+
+
+def start_raw_upstream(folder: Path) -> RawUpstream:
+    """Start the raw upstream, capturing into ``folder/capture``."""
+    port = procs.free_port()
+    capture = folder / "capture"
+    process = procs.start([sys.executable, "-m", "tests.injector.raw_upstream", str(port),
+                           str(capture)], log=folder / "raw-upstream.log", cwd=ROOT)
+    try:
+        procs.wait_until(lambda: procs.port_open(port), 30, what="raw upstream")
+    except TimeoutError:
+        procs.stop(process.pid)
+        raise
+    return RawUpstream(process.pid, port, capture)
+
+
+@pytest.fixture(scope="module")
+def raw_proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Proxy, RawUpstream]]:
+    """A proxy in front of the raw upstream, for the whole module."""
+    folder = tmp_path_factory.mktemp("raw")
+    raw = start_raw_upstream(folder)
+    try:
+        running = start_proxy(raw.url, folder / "proxy.log")
+        yield running, raw
+        procs.stop(running.pid)
+    finally:
+        procs.stop(raw.pid)
 
 
 @pytest.fixture(scope="module")
@@ -159,3 +215,34 @@ def wait_for(check: Any, timeout: float, what: str) -> float:
             return time.time()
         time.sleep(0.01)
     raise AssertionError(f"{what} not reached within {timeout:g}s")
+
+
+def samples(proxy: Proxy, name: str) -> list[tuple[dict[str, str], float]]:
+    """Samples of metric ``name`` from ``/metrics``, parsed by prometheus_client's parser."""
+    text = httpx.get(f"{proxy.admin_url}/metrics", timeout=5).text
+    found = []
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name:
+                found.append((dict(sample.labels), sample.value))
+    return found
+
+
+def upstream_count(proxy: Proxy) -> int:
+    """Requests the upstream has seen, asked through the proxy."""
+    count: int = httpx.get(f"{proxy.url}/count", timeout=5).json()["count"]
+    return count
+
+
+def exchange(port: int, data: bytes, timeout: float = 10) -> bytes:
+    """Send ``data`` on a new connection, half-close it, and read until the proxy closes."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(data)
+        sock.shutdown(socket.SHUT_WR)
+        received = b""
+        try:
+            while chunk := sock.recv(65536):
+                received += chunk
+        except ConnectionResetError:
+            pass  # what came before the reset is the answer
+    return received

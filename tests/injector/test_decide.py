@@ -9,8 +9,10 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
-from gameday.injector.decide import PASS, Decision, Request, decide, fault_headers
+from gameday.faults import BandwidthFault, LatencyFault
+from gameday.injector.decide import PASS, Decision, Request, decide, fault_headers, without
 from gameday.injector.rules import Rule, RuleInput, RuleProblem, build_rule
 from gameday.records import Labels
 
@@ -215,3 +217,34 @@ def test_build_rule_from_ttl_and_limits() -> None:
     assert past.value.field == "expires_at"
     with pytest.raises(ValueError):
         RuleInput.model_validate({**data, "ttl": 5, "expires_at": NOW + 5})
+
+
+def test_without_ended_rules() -> None:
+    """An ended rule's delay, throttle or terminal action goes; the others' effects stay."""
+    decision = run([make("latency", "slow", ms=50), make("abort", "stop", status=500)])
+    assert without(decision, {"other"}) is decision
+    rest = without(decision, {"slow"})
+    assert (rest.action, rest.delay_ms, rest.status) == ("abort", 0.0, 500)
+    rest = without(decision, {"stop"})
+    assert (rest.action, rest.delay_ms, rest.status) == ("pass", 50, 0)
+    assert without(decision, {"slow", "stop"}) is PASS
+    throttled = run([make("bandwidth", "bw", kbps=8), make("latency", "slow", ms=5)])
+    assert without(throttled, {"bw"}).kbps is None
+    assert without(throttled, {"slow"}).kbps == 8
+
+
+@pytest.mark.parametrize(("model", "data"), [
+    (BandwidthFault, {"kbps": math.inf}),
+    (BandwidthFault, {"kbps": math.nan}),
+    (BandwidthFault, {"kbps": 1e-300}),
+    (BandwidthFault, {"kbps": 10_000_001}),
+    (LatencyFault, {"ms": math.inf}),
+    (LatencyFault, {"ms": 600_001}),
+    (LatencyFault, {"ms": 1, "jitter_ms": math.inf}),
+    (LatencyFault, {"ms": 1, "probability": math.nan}),
+])
+def test_catalog_fault_values_are_finite_and_bounded(model: type[BandwidthFault | LatencyFault],
+                                                     data: dict[str, float]) -> None:
+    """The catalog's fault models refuse non-finite and out-of-range magnitudes."""
+    with pytest.raises(ValidationError):
+        model.model_validate(data)

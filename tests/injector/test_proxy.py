@@ -12,29 +12,21 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from gameday import procs
-from tests.injector.conftest import LABELS, ROOT, Proxy, rule, start_proxy, start_upstream, wait_for
+from tests.injector.conftest import (
+    LABELS,
+    ROOT,
+    Proxy,
+    rule,
+    samples,
+    start_proxy,
+    start_upstream,
+    upstream_count,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
-
-
-def samples(proxy: Proxy, name: str) -> list[tuple[dict[str, str], float]]:
-    """Samples of metric ``name`` from ``/metrics``, parsed by prometheus_client's parser."""
-    text = httpx.get(f"{proxy.admin_url}/metrics", timeout=5).text
-    found = []
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name:
-                found.append((dict(sample.labels), sample.value))
-    return found
-
-
-def upstream_count(proxy: Proxy) -> int:
-    """Requests the upstream has seen, asked through the proxy."""
-    count: int = httpx.get(f"{proxy.url}/count", timeout=5).json()["count"]
-    return count
 
 
 # -- forwarding -----------------------------------------------------------------------------------

@@ -6,20 +6,25 @@ connection. Bodies are streamed both ways with flow control (a full socket buffe
 pauses reading on the other); nothing buffers a whole body. Pipelined requests are read one at
 a time: while a response is pending, reading from the client pauses.
 
-The connection's state and shared moves are in ``client_state``; what the upstream side calls
-with the answer is in ``client_response``.
+The connection's state and shared moves are in ``client_state``, its deadlines in
+``client_deadline``, what the upstream side calls with the answer in ``client_response``, the
+faults in ``client_faults``. A WebSocket handshake that the upstream accepts (101) turns the
+connection into a tunnel: bytes both ways, with the same flow control.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import socket
-import struct
 import time
 
 from gameday.injector.decide import PASS, Request, decide
-from gameday.injector.proxy.client_response import ResponseSide
+from gameday.injector.proxy.client_deadline import (
+    BODY_DEADLINE,
+    HEAD_DEADLINE,
+    NO_DEADLINE,
+    UPSTREAM_DEADLINE,
+)
+from gameday.injector.proxy.client_faults import FaultSide
 from gameday.injector.proxy.client_state import (
     AWAIT,
     BLACKHOLE,
@@ -28,33 +33,46 @@ from gameday.injector.proxy.client_state import (
     HEAD,
     PAUSE_PIPELINE,
     PAUSE_WAIT,
+    TUNNEL,
     WAIT,
 )
 from gameday.injector.proxy.http1 import MAX_HEAD, ChunkedScanner, Head, ParseError, parse_request
+from gameday.injector.proxy.limits import WRITE_HIGH
 from gameday.injector.proxy.metrics import rule_labels
-from gameday.injector.proxy.replies import abort_body, fault_lines
+from gameday.injector.proxy.replies import fault_lines
 from gameday.injector.proxy.upstream import PAUSE_CLIENT_FULL, UpstreamConn
 
 __all__ = ["ClientConn"]
 
-_LINGER_RESET = struct.pack("ii", 1, 0)
+_UPGRADE_LINES = (b"Upgrade: websocket", b"Connection: Upgrade")
 
 
-class ClientConn(ResponseSide, asyncio.Protocol):
+class ClientConn(FaultSide, asyncio.Protocol):
     """One client connection, carrying requests one after another."""
 
     # -- asyncio callbacks ----------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
-        self.plane.clients.add(self)
+        plane = self.plane
+        if len(plane.clients) >= plane.limits.max_connections:
+            self._refuse()
+            return
+        plane.clients.add(self)
+        transport.set_write_buffer_limits(WRITE_HIGH)  # type: ignore[attr-defined]
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.state = CLOSED
-        self.plane.clients.discard(self)
+        plane = self.plane
+        if self in plane.clients:
+            plane.clients.discard(self)
+            plane.tunnels.discard(self)
+        else:
+            plane.refused_open -= 1
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
+        self._stop_deadlines()
         upstream, self.upstream = self.upstream, None
         if upstream is not None:
             # The response has nowhere to go; the connection's framing is mid-message.
@@ -65,14 +83,21 @@ class ClientConn(ResponseSide, asyncio.Protocol):
 
     def eof_received(self) -> bool:
         self.eof = True
+        if self.state == TUNNEL:
+            # Half-closed: pass the FIN on and keep the way back open until the upstream closes.
+            if self.upstream is not None:
+                self.upstream.write_eof()
+            return True
         # Keep the socket open to deliver a response still on its way; otherwise close.
         return self.state in (WAIT, AWAIT, BODY)
 
     def pause_writing(self) -> None:
+        self.write_full = True
         if self.upstream is not None:
             self.upstream.pause(PAUSE_CLIENT_FULL, True)
 
     def resume_writing(self) -> None:
+        self.write_full = False
         if self.upstream is not None:
             self.upstream.pause(PAUSE_CLIENT_FULL, False)
 
@@ -86,10 +111,14 @@ class ClientConn(ResponseSide, asyncio.Protocol):
             self._body(data)
         elif state == BLACKHOLE:
             return
+        elif state == TUNNEL:
+            if self.upstream is not None:
+                self.upstream.write(data)
         elif state != CLOSED:
+            # A pipelined request while a response is in flight: keep it, read no further
+            # until this exchange is over (the next one may need every byte of flow control).
             self.buffer += data
-            if len(self.buffer) > MAX_HEAD:
-                self._pause(PAUSE_PIPELINE, True)
+            self._pause(PAUSE_PIPELINE, True)
 
     # -- requests -------------------------------------------------------------------------------
 
@@ -104,6 +133,10 @@ class ClientConn(ResponseSide, asyncio.Protocol):
                 if end < 0:
                     if len(buf) > MAX_HEAD:
                         self._error(431, "request head too large")
+                    elif self.deadline_kind != HEAD_DEADLINE:
+                        # A head in pieces: it has this long from its first byte.
+                        self.t0 = self.plane.loop.time()
+                        self._arm(HEAD_DEADLINE, self.plane.limits.head_timeout)
                     return
                 self.buffer = buf[end + 4:]
                 try:
@@ -118,7 +151,9 @@ class ClientConn(ResponseSide, asyncio.Protocol):
     def _start(self, head: Head) -> None:
         plane = self.plane
         self.req = head
-        self.t0 = plane.loop.time()
+        if self.deadline_kind != HEAD_DEADLINE:
+            self.t0 = plane.loop.time()
+        self.deadline_kind = NO_DEADLINE  # an injected delay is waited out with no deadline
         self.retried = False
         self.code = 0
         self.close_after = not head.keep_alive
@@ -130,9 +165,6 @@ class ClientConn(ResponseSide, asyncio.Protocol):
             self.req_done = False
         else:
             self.req_done = True
-        if head.method == b"CONNECT":
-            self._error(405, "CONNECT is not supported")
-            return
         rules = plane.store.snapshot
         if rules:
             request = Request(head.method.decode("latin-1"),
@@ -144,6 +176,7 @@ class ClientConn(ResponseSide, asyncio.Protocol):
                 if decision.delay_ms > 0:
                     self.state = WAIT
                     self._pause(PAUSE_WAIT, True)
+                    plane.metrics.delay_requested.observe(decision.delay_ms / 1000)
                     self.delay_start = plane.loop.time()
                     self.timer = plane.loop.call_later(decision.delay_ms / 1000, self._delayed)
                     return
@@ -151,32 +184,12 @@ class ClientConn(ResponseSide, asyncio.Protocol):
             self.decision = PASS
         self._act()
 
-    def _delayed(self) -> None:
-        self.timer = None
-        if self.state == CLOSED:
-            return
-        metrics = self.plane.metrics
-        metrics.delay_requested.observe(self.decision.delay_ms / 1000)
-        metrics.delay_applied.observe(self.plane.loop.time() - self.delay_start)
-        self._pause(PAUSE_WAIT, False)
-        self._act()
-
-    def _act(self) -> None:
-        action = self.decision.action
-        if action == "pass":
-            self._forward()
-        elif action == "abort":
-            self._abort()
-        elif action == "reset":
-            self._reset()
-        else:
-            self._blackhole()
-
     def _forward(self) -> None:
         conn = self.plane.pool.take()
         if conn is None:
             self.state = WAIT
             self._pause(PAUSE_WAIT, True)
+            self._arm(UPSTREAM_DEADLINE, self.plane.limits.upstream_timeout)
             # Keep a reference: the loop holds tasks weakly.
             self.connecting = self.plane.loop.create_task(self._connect())
             return
@@ -200,15 +213,23 @@ class ClientConn(ResponseSide, asyncio.Protocol):
         head = self.req
         assert head is not None
         self.upstream = conn
-        conn.attach(self, head.method)
+        conn.attach(self, head.method, head.websocket)
+        if self.write_full:
+            # The client is still behind on an earlier response: asyncio will not call
+            # pause_writing again, so the new upstream connection must start paused.
+            conn.pause(PAUSE_CLIENT_FULL, True)
         extra = fault_lines(self.decision)
         if head.header(b"host") is None:
             extra.append(self.plane.host_line)
+        if head.websocket:
+            extra.extend(_UPGRADE_LINES)  # the one upgrade passed on, as the handshake asked
         out = head.forward(extra)
         if self.req_done:
             self.state = AWAIT
+            self._arm(UPSTREAM_DEADLINE, self.plane.limits.upstream_timeout)
         else:
             self.state = BODY
+            self._arm(BODY_DEADLINE, self.plane.limits.body_timeout)
             # Body bytes that arrived while waiting go first; what follows them is the next
             # request and waits in the buffer (_take_body pauses reading for it).
             data, self.buffer = self.buffer, b""
@@ -224,73 +245,60 @@ class ClientConn(ResponseSide, asyncio.Protocol):
             self._pause(PAUSE_PIPELINE, True)
 
     def _take_body(self, data: bytes) -> bytes:
-        """The part of ``data`` that belongs to the request body; the rest goes to the buffer."""
-        if self.req_scanner is not None:
-            end = self.req_scanner.feed(data)
-            if end < 0:
-                return data
+        """The part of ``data`` that may go on as request body; what follows goes to the buffer.
+
+        ``ParseError`` when a chunked body is malformed (none of the bad bytes are returned).
+        """
+        scanner = self.req_scanner
+        if scanner is not None:
+            body = scanner.feed(data)
+            if not scanner.done:
+                return body
             self.req_scanner = None
+            rest = scanner.rest
         else:
             if len(data) < self.req_remaining:
                 self.req_remaining -= len(data)
                 return data
             end = self.req_remaining
             self.req_remaining = 0
+            body, rest = (data[:end], data[end:]) if end < len(data) else (data, b"")
         self.req_done = True
         if self.state == BODY:
             self.state = AWAIT
-        if end < len(data):
-            self.buffer += data[end:]
+            upstream = self.upstream
+            if upstream is None or not upstream.responding:
+                self._arm(UPSTREAM_DEADLINE, self.plane.limits.upstream_timeout)
+            else:
+                self.deadline_kind = NO_DEADLINE  # answered before the body was all in
+        if rest:
+            self.buffer += rest
             self._pause(PAUSE_PIPELINE, True)
-        return data[:end]
+        return body
 
     def _body(self, data: bytes) -> None:
+        if self.deadline_kind == BODY_DEADLINE:
+            self.deadline = self.plane.loop.time() + self.plane.limits.body_timeout
         try:
             body = self._take_body(data)
         except ParseError as exc:
-            self._error(exc.status, str(exc))
+            if self.upstream is not None and self.upstream.responding:
+                self.close()  # a response is under way: a close is all the client can be told
+            else:
+                self._error(exc.status, str(exc))
             return
         if self.upstream is not None and body:
             self.upstream.write(body)
 
-    # -- faults ---------------------------------------------------------------------------------
-
-    def _abort(self) -> None:
-        decision = self.decision
-        self._reply(decision.status, abort_body(decision), fault_lines(decision))
-
-    def _reset(self) -> None:
-        self.code = "reset"
-        self._finish_metrics()
-        transport = self.transport
-        if transport is None:
-            return
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            # Linger 0: close() sends RST instead of FIN, which is what "reset" means.
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
-        self.state = CLOSED
-        transport.abort()
-
-    def _blackhole(self) -> None:
-        self.code = "blackhole"
-        self._finish_metrics()
-        self.state = BLACKHOLE
-        self._pause(self.paused, False)
-        # Held until the client gives up, or at the latest until the rule itself expires.
-        rule = self.decision.rules[-1]
-        self.timer = self.plane.loop.call_later(max(0.0, rule.expires_at - time.time()),
-                                                self.close)
-
     def _next(self) -> None:
         """Go on to the next request on this connection, or close it."""
         if self.close_after or self.eof or not self.req_done:
-            self.close()
+            self.linger()
             return
         self.state = HEAD
         self.decision = PASS
         self.req = None
+        self.deadline_kind = NO_DEADLINE
         if self.paused & PAUSE_PIPELINE:
             self._pause(PAUSE_PIPELINE, False)
         if self.buffer:

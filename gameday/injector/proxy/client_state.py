@@ -2,9 +2,10 @@
 
 A client connection is one object, :class:`~gameday.injector.proxy.client.ClientConn`, built
 in layers: this one holds the state and the shared moves (pausing reads, answering the client
-ourselves, closing); :mod:`~gameday.injector.proxy.client_response` adds the calls the upstream
-side makes with the answer; :mod:`~gameday.injector.proxy.client` reads requests and applies
-faults. One object rather than three keeps the per-request path free of indirection.
+ourselves, closing); :mod:`~gameday.injector.proxy.client_deadline` adds the deadlines,
+:mod:`~gameday.injector.proxy.client_response` the calls the upstream side makes with the
+answer; :mod:`~gameday.injector.proxy.client` reads requests and applies faults. One object
+rather than four keeps the per-request path free of indirection.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
-from gameday.injector.decide import PASS, Decision
+from gameday.injector.decide import PASS, Decision, Request
 from gameday.injector.proxy.http1 import ChunkedScanner, Head
 from gameday.injector.proxy.replies import json_reply
 from gameday.injector.proxy.throttle import Throttle
@@ -27,7 +28,12 @@ PAUSE_UPSTREAM_FULL = 2
 PAUSE_PIPELINE = 4
 
 # Where the connection is in its current exchange (``ConnState.state``).
-HEAD, WAIT, BODY, AWAIT, BLACKHOLE, CLOSED = range(6)
+HEAD, WAIT, BODY, AWAIT, BLACKHOLE, CLOSED, TUNNEL = range(7)
+
+#: How long a connection closed after our answer goes on reading (and dropping) what the
+#: client still sends: unread bytes would turn our FIN into a reset, and a reset can destroy
+#: the answer before the client has read it.
+LINGER_SECONDS = 2.0
 
 
 class ConnState:
@@ -39,6 +45,8 @@ class ConnState:
         self.buffer = b""
         self.state = HEAD
         self.paused = 0
+        #: Whether the client's write buffer is over its limit (pause_writing was called).
+        self.write_full = False
         self.req: Head | None = None
         self.req_done = True
         self.req_remaining = 0
@@ -57,6 +65,14 @@ class ConnState:
         self.eof = False
         self.quiet = 0
         self.connecting: asyncio.Task[None] | None = None
+        #: The handshake of the WebSocket tunnel this connection has become, if it has.
+        self.tunnel_request: Request | None = None
+        # The deadline running (see client_deadline): its kind, when it is due, its timer and
+        # when that timer fires (the timer may be set for earlier than the deadline).
+        self.deadline_kind = 0
+        self.deadline = 0.0
+        self.deadline_timer: asyncio.TimerHandle | None = None
+        self.deadline_at = 0.0
 
     # -- what the request layer provides ------------------------------------------------------
 
@@ -110,20 +126,41 @@ class ConnState:
 
     def tick(self, max_ticks: int) -> None:
         """One idle sweep: close a connection that has been quiet between requests too long."""
-        if self.state not in (HEAD,):
-            return
+        if self.state != HEAD or self.buffer:
+            return  # a half-sent head has its own deadline
         self.quiet += 1
-        # A half-sent head gets less patience than an idle keep-alive connection.
-        if self.quiet >= (2 if self.buffer else max_ticks):
+        if self.quiet >= max_ticks:
             self.close()
 
     def close(self, *_: Any) -> None:
         """Close the connection after what was written is sent."""
         if self.state != CLOSED:
             self.state = CLOSED
-            upstream, self.upstream = self.upstream, None
-            if upstream is not None:
-                upstream.client = None
-                upstream.close()
+            self._drop_upstream()
             if self.transport is not None:
                 self.transport.close()
+
+    def linger(self) -> None:
+        """Close after our answer: send FIN, then drop what the client still sends for a while."""
+        transport = self.transport
+        if self.state == CLOSED or transport is None:
+            return
+        if self.eof or not transport.can_write_eof():
+            self.close()
+            return
+        self.state = CLOSED  # from here on data_received drops what comes
+        self._drop_upstream()
+        self.buffer = b""
+        transport.write_eof()
+        if self.paused:
+            self.paused = 0
+            transport.resume_reading()
+        if self.timer is not None:
+            self.timer.cancel()
+        self.timer = self.plane.loop.call_later(LINGER_SECONDS, transport.close)
+
+    def _drop_upstream(self) -> None:
+        upstream, self.upstream = self.upstream, None
+        if upstream is not None:
+            upstream.client = None
+            upstream.close()

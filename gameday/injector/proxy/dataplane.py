@@ -10,6 +10,7 @@ import asyncio
 import random
 
 from gameday.injector.proxy.client import ClientConn
+from gameday.injector.proxy.limits import Limits
 from gameday.injector.proxy.metrics import ProxyMetrics
 from gameday.injector.proxy.store import RuleStore
 from gameday.injector.proxy.upstream import UpstreamPool
@@ -20,7 +21,7 @@ class DataPlane:
 
     def __init__(self, loop: asyncio.AbstractEventLoop, upstream: tuple[str, int],
                  store: RuleStore, metrics: ProxyMetrics, rng: random.Random,
-                 idle_timeout: float = 120.0) -> None:
+                 limits: Limits | None = None) -> None:
         self.loop = loop
         self.upstream_url = f"http://{upstream[0]}:{upstream[1]}"
         self.host_line = f"Host: {upstream[0]}:{upstream[1]}".encode()
@@ -29,12 +30,33 @@ class DataPlane:
         self.metrics = metrics
         self.rng = rng
         self.clients: set[ClientConn] = set()
+        #: The client connections that became WebSocket tunnels (also in ``clients``).
+        self.tunnels: set[ClientConn] = set()
+        #: Connections refused over the cap that are not closed yet.
+        self.refused_open = 0
         self.sweep_every = 5.0
-        self.idle_ticks = max(1, round(idle_timeout / self.sweep_every))
+        self.limits = limits = limits or Limits()
+        self.idle_ticks = max(1, round(limits.idle_timeout / self.sweep_every))
+        store.on_ended = self.rules_ended
+        store.on_started = self.rules_started
 
     def protocol(self) -> ClientConn:
         """A protocol object for one new client connection."""
         return ClientConn(self)
+
+    def rules_ended(self, ended: set[str]) -> None:
+        """Let go of what the ended rules hold: delays end, throttles lift, blackholes close.
+
+        A walk over every connection, but only when a rule ends, which is rare next to
+        requests; the request path keeps no index of who holds what.
+        """
+        for client in list(self.clients):
+            client.rules_ended(ended)
+
+    def rules_started(self) -> None:
+        """New or changed rules reach the open tunnels (reset, bandwidth)."""
+        for tunnel in list(self.tunnels):
+            tunnel.rules_started()
 
     def sweep(self) -> None:
         """Close client and upstream connections that stayed idle too long."""

@@ -88,6 +88,14 @@ class ProxyMetrics:
         self.upstream_errors = Counter("chaos_proxy_upstream_errors_total",
                                        "Requests that failed to reach the upstream",
                                        registry=registry)
+        self.limit_hits = Counter("chaos_proxy_limit_hits_total",
+                                  "Exchanges cut by a deadline or refused by the connection cap",
+                                  ["limit"], registry=registry)
+        # One child per limit up front: a limit never hit reads 0, not "no data".
+        self.head_timeouts = self.limit_hits.labels("head_timeout")
+        self.body_timeouts = self.limit_hits.labels("body_timeout")
+        self.upstream_timeouts = self.limit_hits.labels("upstream_timeout")
+        self.refused = self.limit_hits.labels("max_connections")
 
     def count(self, code: int | str, seconds: float) -> None:
         """Count one answered request that took ``seconds``."""

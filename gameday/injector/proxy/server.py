@@ -8,13 +8,14 @@ import ipaddress
 import random
 import secrets
 import signal
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from gameday.errors import ConfigError, InjectorError
 from gameday.injector.proxy.admin import AdminAPI
 from gameday.injector.proxy.dataplane import DataPlane
 from gameday.injector.proxy.http1 import MAX_HEAD
+from gameday.injector.proxy.limits import Limits
 from gameday.injector.proxy.metrics import ProxyMetrics
 from gameday.injector.proxy.store import RuleStore, log_event
 from gameday.injector.rules import TARGET_PATTERN
@@ -31,7 +32,7 @@ class ProxyConfig:
     target: str = ""
     token: str | None = None
     seed: int | None = None
-    idle_timeout: float = 120.0
+    limits: Limits = field(default_factory=Limits)
 
     def __post_init__(self) -> None:
         import re
@@ -83,13 +84,13 @@ async def serve(config: ProxyConfig, stop: asyncio.Event | None = None) -> None:
     seed = config.seed if config.seed is not None else secrets.randbits(32)
     metrics = ProxyMetrics()
     store = RuleStore(loop, metrics)
-    plane = DataPlane(loop, config.upstream, store, metrics, random.Random(seed),
-                      idle_timeout=config.idle_timeout)
+    plane = DataPlane(loop, config.upstream, store, metrics, random.Random(seed), config.limits)
     upstream = f"http://{config.upstream[0]}:{config.upstream[1]}"
     admin = AdminAPI(store, metrics, token=config.token, max_ttl=config.max_ttl,
                      target=config.target, upstream=upstream)
     try:
-        data_server = await loop.create_server(plane.protocol, *config.listen, backlog=4096,
+        data_server = await loop.create_server(plane.protocol, *config.listen,
+                                               backlog=min(4096, config.limits.max_connections),
                                                reuse_address=True)
         admin_server = await asyncio.start_server(admin.serve, *config.admin, limit=MAX_HEAD,
                                                   reuse_address=True)

@@ -4,6 +4,10 @@ The timer is what keeps "no fault outlives its run" true with no traffic at all:
 leaves the list, the gauges and the data plane's snapshot when it expires, and a JSON
 ``expired`` line is logged. The data plane also checks ``expires_at`` per request, so a rule
 never fires after its expiry even if the timer is a millisecond late.
+
+Whatever removes a rule (expiry, ``DELETE``, a ``PUT`` that leaves it out or changes it) calls
+``on_ended`` with the ids that ended, so the data plane lets go at once of what they hold;
+adding one calls ``on_started``, so open WebSocket tunnels meet the new rule.
 """
 
 from __future__ import annotations
@@ -38,6 +42,10 @@ class RuleStore:
         self._timers: dict[str, asyncio.TimerHandle] = {}
         #: The current rules as a tuple, replaced (never mutated) on every change.
         self.snapshot: tuple[Rule, ...] = ()
+        #: Called with the ids of rules that ended (gone, or replaced by a different rule).
+        self.on_ended: Callable[[set[str]], None] | None = None
+        #: Called when a rule started (new, or replacing a different one).
+        self.on_started: Callable[[], None] | None = None
 
     def rules(self, run: str | None = None) -> list[Rule]:
         """The stored rules, optionally only ``run``'s."""
@@ -126,3 +134,9 @@ class RuleStore:
     def _changed(self, before: list[Rule]) -> None:
         self.snapshot = tuple(self._rules.values())
         self._metrics.rules_changed(before, list(self.snapshot))
+        rules = self._rules
+        ended = {rule.id for rule in before if rules.get(rule.id) != rule}
+        if ended and self.on_ended is not None:
+            self.on_ended(ended)
+        if self.on_started is not None and len(rules) > len(before) - len(ended):
+            self.on_started()  # more rules now than survived the change: some are new

@@ -46,6 +46,17 @@ class Throttle:
             self._timer = None
         self._queue.clear()
 
+    def release(self) -> None:
+        """Write what is queued at once, unpaced (the rule ended); ``on_drained`` is not called."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        queue = self._queue
+        if queue:
+            data = b"".join(queue)
+            queue.clear()
+            self._write(data)
+
     def _pump(self) -> None:
         self._timer = None
         now = self._loop.time()

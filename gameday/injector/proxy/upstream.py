@@ -12,6 +12,7 @@ import asyncio
 from typing import TYPE_CHECKING
 
 from gameday.injector.proxy.http1 import MAX_HEAD, ChunkedScanner, ParseError, parse_response
+from gameday.injector.proxy.limits import WRITE_HIGH
 
 if TYPE_CHECKING:
     from gameday.injector.proxy.client import ClientConn
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
 PAUSE_CLIENT_FULL = 1
 PAUSE_THROTTLE = 2
 
-_HEAD, _LENGTH, _CHUNKED, _UNTIL_CLOSE = range(4)
+_HEAD, _LENGTH, _CHUNKED, _UNTIL_CLOSE, _TUNNEL = range(5)
 
 
 class UpstreamConn(asyncio.Protocol):
@@ -35,6 +36,7 @@ class UpstreamConn(asyncio.Protocol):
         self.remaining = 0
         self.scanner: ChunkedScanner | None = None
         self.method = b"GET"
+        self.websocket = False
         self.reusable = True
         self.closed = False
         self.used = 0
@@ -46,6 +48,7 @@ class UpstreamConn(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        self.transport.set_write_buffer_limits(WRITE_HIGH)  # type: ignore[union-attr]
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -58,6 +61,8 @@ class UpstreamConn(asyncio.Protocol):
         elif self.mode == _UNTIL_CLOSE:
             self.reusable = False
             client.response_end(self)
+        elif self.mode == _TUNNEL:
+            client.tunnel_end()
         else:
             client.upstream_truncated()
 
@@ -98,20 +103,25 @@ class UpstreamConn(asyncio.Protocol):
             client.response_body(data, head)
             self._finish(client)
         elif mode == _CHUNKED:
-            assert self.scanner is not None
+            scanner = self.scanner
+            assert scanner is not None
             try:
-                end = self.scanner.feed(data)
+                body = scanner.feed(data)
             except ParseError:
                 self.client = None
                 self.close()
-                client.upstream_truncated()
+                if head:
+                    # Nothing was sent yet: the client can still be told properly.
+                    client.upstream_failed(self, None, bad=True)
+                else:
+                    client.upstream_truncated()
                 return
-            if end < 0:
-                client.response_body(data, head)
+            if not scanner.done:
+                client.response_body(body, head)
                 return
-            if end < len(data):
+            if scanner.rest:
                 self.reusable = False
-            client.response_body(data[:end], head)
+            client.response_body(body, head)
             self._finish(client)
         else:
             client.response_body(data, head)
@@ -141,7 +151,11 @@ class UpstreamConn(asyncio.Protocol):
             data = buf[end + 4:]
             if head.status < 200:
                 if head.status == 101:
-                    # Upgrade is stripped on the way in; a switch now would desynchronise us.
+                    if self.websocket and head.websocket:
+                        self.mode = _TUNNEL
+                        self.reusable = False
+                        return client.tunnel_head(head), buf[end + 4:]
+                    # Any other upgrade was stripped on the way in: a switch would desync us.
                     self._bad(client)
                     return b"", b""
                 client.interim(buf[:end + 4])
@@ -173,10 +187,16 @@ class UpstreamConn(asyncio.Protocol):
         self.scanner = None
         client.response_end(self)
 
-    def attach(self, client: ClientConn, method: bytes) -> None:
-        """Start carrying one request for ``client``."""
+    @property
+    def responding(self) -> bool:
+        """Whether the response head has come (its bytes may be on their way to the client)."""
+        return self.mode != _HEAD
+
+    def attach(self, client: ClientConn, method: bytes, websocket: bool = False) -> None:
+        """Start carrying one request for ``client`` (a WebSocket handshake if ``websocket``)."""
         self.client = client
         self.method = method
+        self.websocket = websocket
         self.mode = _HEAD
         self.buffer = b""
         self.got_bytes = False
@@ -197,6 +217,11 @@ class UpstreamConn(asyncio.Protocol):
         """Send request bytes."""
         if self.transport is not None and not self.closed:
             self.transport.write(data)
+
+    def write_eof(self) -> None:
+        """Half-close: no more bytes will be sent (a tunnel's client closed its side)."""
+        if self.transport is not None and not self.closed and self.transport.can_write_eof():
+            self.transport.write_eof()
 
     def close(self) -> None:
         """Close the connection (not back to the pool)."""
