@@ -5,6 +5,7 @@ with one thread) pinned to core 0, nginx (one worker) and wrk pinned to core 1, 
 for both proxies. Measured:
 
 * ``direct_rps``, ``proxy_rps``, ``haproxy_rps``: wrk, 1 thread, 64 connections, small body;
+  the gameday proxy holds ten rules that match no request, as a proxy in a game day does;
 * ``overhead_p50_ms``/``overhead_p99_ms`` (gameday) and ``haproxy_overhead_p50_ms``: wrk at
   **one** connection, percentile through the proxy minus the same percentile direct;
 * ``latency_error_p50_ms``/``latency_error_p99_ms``: with a 100 ms latency rule, the client's
@@ -160,6 +161,16 @@ def admin(port: int) -> httpx.Client:
                         headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
 
 
+#: Ten rules of a game day that no benchmark request matches: other paths, methods, headers.
+IDLE_RULES = tuple(
+    {"fault": {"kind": "latency", "ms": 100 + i,
+               "match": ({"path_prefix": f"/never/{i}"} if i % 3 == 0
+                         else {"methods": ["POST"]} if i % 3 == 1
+                         else {"headers": {"x-game-day": f"step-{i}"}})},
+     "labels": {**LABELS, "step": i + 1}, "ttl": 600}
+    for i in range(10))
+
+
 def put_rules(port: int, *rules: dict[str, Any]) -> None:
     """Replace the proxy's rules."""
     with admin(port) as client:
@@ -270,7 +281,10 @@ def main() -> int:
             with started(proxy_argv, admin_port, folder / "proxy.out", PROXY_CORE,
                          env={"GAMEDAY_PROXY_TOKEN": TOKEN}) as proxy_pid:
                 procs.wait_until(lambda: procs.port_open(proxy_port), 10, what="proxy")
-                log("gameday proxy, no rule")
+                # As in a game day: rules are loaded, and none of them matches this traffic
+                # (each is still checked against every request).
+                log("gameday proxy, 10 rules that match no request")
+                put_rules(admin_port, *IDLE_RULES)
                 wrk(through, 64, 2)
                 results["proxy"] = wrk(through, 64, WRK_SECONDS)
                 results["proxy_1"] = wrk(through, 1, 5, latency=True)

@@ -40,6 +40,7 @@ from gameday.injector.proxy.http1 import MAX_HEAD, ChunkedScanner, Head, ParseEr
 from gameday.injector.proxy.limits import WRITE_HIGH
 from gameday.injector.proxy.metrics import rule_labels
 from gameday.injector.proxy.replies import fault_lines
+from gameday.injector.proxy.screen import may_apply
 from gameday.injector.proxy.upstream import PAUSE_CLIENT_FULL, UpstreamConn
 
 __all__ = ["ClientConn"]
@@ -165,11 +166,12 @@ class ClientConn(FaultSide, asyncio.Protocol):
             self.req_done = False
         else:
             self.req_done = True
-        rules = plane.store.snapshot
-        if rules:
+        store = plane.store
+        now = time.time()
+        if store.snapshot and may_apply(store.screens, head, now):
             request = Request(head.method.decode("latin-1"),
                               head.target.decode("latin-1"), head.headers())
-            self.decision = decision = decide(rules, request, plane.rng, time.time())
+            self.decision = decision = decide(store.snapshot, request, plane.rng, now)
             if decision.rules:
                 for rule in decision.rules:
                     plane.metrics.injected.labels(*rule_labels(rule)).inc()
