@@ -2,7 +2,7 @@
 
 Start it with::
 
-    GAMEDAY_PROXY_TOKEN=s3cret chaosctl proxy --listen 127.0.0.1:8080 \\
+    chaosctl proxy --token-file /run/secrets/proxy-token --listen 127.0.0.1:8080 \\
         --upstream http://127.0.0.1:9000 --admin 127.0.0.1:8081 \\
         [--max-ttl 3600s] [--target NAME] [--token-env GAMEDAY_PROXY_TOKEN] [--seed N] \\
         [--head-timeout 10s] [--body-timeout 30s] [--upstream-timeout 60s] \\
