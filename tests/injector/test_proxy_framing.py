@@ -205,3 +205,24 @@ def test_upstream_response_over_the_header_line_limit_becomes_502(
     proxy, _ = raw_proxy
     reply = exchange(proxy.port, b"GET /headers/1001 HTTP/1.1\r\nHost: x\r\n\r\n")
     assert _status(reply) == 502
+
+
+def test_the_proxys_own_answer_to_head_has_no_body(raw_proxy: tuple[Proxy, RawUpstream]) -> None:
+    """An abort answering a HEAD sends the head alone, so the next pipelined answer is read
+    as the next response, not after a stray JSON body."""
+    proxy, _raw = raw_proxy
+    proxy.put({"fault": {"kind": "abort", "status": 503, "match": {"path_prefix": "/gone"}},
+               "labels": {"run": "head", "scenario": "s", "environment": "e", "step": 1},
+               "ttl": 30})
+    try:
+        answer = exchange(proxy.port, b"HEAD /gone HTTP/1.1\r\nHost: a\r\n\r\n"
+                                      b"GET /gone HTTP/1.1\r\nHost: a\r\n\r\n")
+    finally:
+        proxy.put()
+    first, _, rest = answer.partition(b"\r\n\r\n")
+    assert first.startswith(b"HTTP/1.1 503")
+    length = int(next(line.split(b":")[1] for line in first.split(b"\r\n")
+                      if line.lower().startswith(b"content-length:")))
+    assert rest.startswith(b"HTTP/1.1 503"), rest[:80]  # no body between the two heads
+    _second_head, _, body = rest.partition(b"\r\n\r\n")
+    assert len(body) == length and body.startswith(b"{")

@@ -91,7 +91,8 @@ class ConnState:
         if not self.req_done:
             self.close_after = True  # the unread request body makes the stream unusable
         if self.transport is not None:
-            self.transport.write(json_reply(status, data, extra, self.close_after))
+            head_only = self.req is not None and self.req.method == b"HEAD"
+            self.transport.write(json_reply(status, data, extra, self.close_after, head_only))
         self.code = status
         self._finish_metrics()
         self._next()

@@ -35,12 +35,13 @@ _TOKEN = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 # a value of visible characters, spaces and tabs only (no CR, LF, NUL or other control
 # character). One pass in C instead of one regex per line.
 _FIELDS = rb"(?:[!#$%&'*+.^_`|~0-9A-Za-z-]+:[\t\x20-\x7e\x80-\xff]*\r\n)*\r\n"
-# A request target: visible characters only (no space, control character or DEL).
-_TARGET = re.compile(rb"[\x21-\x7e\x80-\xff]+")
+# A request target: visible ASCII only (no space, control character, DEL or raw non-ASCII byte:
+# RFC 3986 wants those percent-encoded, and h11 and llhttp's strict mode refuse them).
+_TARGET = re.compile(rb"[\x21-\x7e]+")
 _STATUS_LINE = rb"(HTTP/1\.([01]) ([1-9][0-9][0-9])(?: [\t\x20-\x7e\x80-\xff]*)?)\r\n"
 # A whole well-formed head in one pass: start line, then every header line. What it refuses
 # is looked at again, line by line, only to say why.
-_REQUEST_HEAD = re.compile(rb"(([!#$%&'*+.^_`|~0-9A-Za-z-]+) ([\x21-\x7e\x80-\xff]+) "
+_REQUEST_HEAD = re.compile(rb"(([!#$%&'*+.^_`|~0-9A-Za-z-]+) ([\x21-\x7e]+) "
                            rb"HTTP/1\.([01]))\r\n" + _FIELDS)
 _RESPONSE_HEAD = re.compile(_STATUS_LINE + _FIELDS)
 # The headers that change framing or are hop-by-hop, found in the lower-cased head.
@@ -199,7 +200,10 @@ def parse_request(raw: bytes) -> Head:
         if origin != target:
             # Absolute form (a client that takes us for a forward proxy): pass on the path.
             version = start[start.rindex(b" ") + 1:]
-            return parse_request(head.forward(start=b" ".join((method, origin, version))))
+            rewritten = parse_request(head.forward(start=b" ".join((method, origin, version))))
+            # The hop-by-hop lines were cut on the way: what they said stays this request's.
+            rewritten.keep_alive, rewritten.websocket = head.keep_alive, head.websocket
+            return rewritten
     return head
 
 

@@ -28,14 +28,15 @@ def fault_lines(decision: Decision) -> list[bytes]:
 
 
 def json_reply(status: int, data: object, extra: list[bytes] | None = None,
-               close: bool = False) -> bytes:
-    """A complete response with a JSON body."""
+               close: bool = False, head_only: bool = False) -> bytes:
+    """A complete response with a JSON body (the head alone, for a ``HEAD`` request: a body
+    there would be read as the next response on a kept-alive connection)."""
     body = json.dumps(data).encode()
     lines = [status_line(status), b"Content-Type: application/json",
              b"Content-Length: %d" % len(body), *(extra or [])]
     if close:
         lines.append(b"Connection: close")
-    return b"\r\n".join(lines) + b"\r\n\r\n" + body
+    return b"\r\n".join(lines) + b"\r\n\r\n" + (b"" if head_only else body)
 
 
 def abort_body(decision: Decision) -> dict[str, object]:
