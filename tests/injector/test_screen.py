@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from gameday.injector.decide import Request, decide
 from gameday.injector.proxy.http1 import parse_request
-from gameday.injector.proxy.screen import may_apply, screen
+from gameday.injector.proxy.screen import Screens, may_apply
 from gameday.injector.rules import Rule
 
 METHODS = ("GET", "POST", "PUT", "DELETE", "HEAD")
@@ -54,7 +54,7 @@ def test_a_request_a_rule_applies_to_passes_the_screen(ruleset: list[Rule], raw:
     request = Request(head.method.decode(), head.target.decode(), head.headers())
     fired = decide(tuple(ruleset), request, random.Random(1), NOW).rules
     if fired:
-        assert may_apply(tuple(screen(rule) for rule in ruleset), head, NOW)
+        assert may_apply(Screens.of(tuple(ruleset)), head, NOW)
 
 
 def test_requests_no_rule_can_match_are_screened_out() -> None:
@@ -68,6 +68,8 @@ def test_requests_no_rule_can_match_are_screened_out() -> None:
     head = parse_request(b"GET /api/users HTTP/1.1\r\nHost: svc\r\nAccept: a\r\n\r\n")
     out = [rule({}, expires=-1), rule({"methods": ["POST"]}), rule({"path_prefix": "/never"}),
            rule({"headers": {"x-game-day": "1"}})]
-    assert not may_apply(tuple(screen(r) for r in out), head, NOW)
-    assert may_apply((screen(rule({"headers": {"Accept": "zzz"}})),), head, NOW)
-    assert may_apply((screen(rule({"methods": ["GET"], "path_prefix": "/api"})),), head, NOW)
+    assert not may_apply(Screens.of(tuple(out)), head, NOW)
+    assert may_apply(Screens.of((rule({"headers": {"Accept": "zzz"}}),)), head, NOW)
+    assert may_apply(Screens.of((rule({"methods": ["GET"], "path_prefix": "/api"}),)), head, NOW)
+    assert not may_apply(Screens.of((rule({"methods": ["POST"]}), rule({}, expires=-1))),
+                         head, NOW)

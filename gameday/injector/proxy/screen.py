@@ -38,18 +38,39 @@ def screen(rule: Rule) -> Screen:
     return Screen(rule.expires_at, methods, match.path_prefix.encode("latin-1"), headers)
 
 
-def may_apply(screens: tuple[Screen, ...], head: Head, now: float) -> bool:
+@dataclass(frozen=True, slots=True)
+class Screens:
+    """A rule set's screens, sorted by method once so a request walks only its method's."""
+
+    any_method: tuple[Screen, ...] = ()
+    by_method: dict[bytes, tuple[Screen, ...]] | None = None
+
+    @classmethod
+    def of(cls, rules: tuple[Rule, ...]) -> Screens:
+        """The screens of ``rules``."""
+        screens = [screen(rule) for rule in rules]
+        methods = {m for s in screens if s.methods is not None for m in s.methods}
+        any_method = tuple(s for s in screens if s.methods is None)
+        by_method = {m: tuple(s for s in screens if s.methods is None or m in s.methods)
+                     for m in methods}
+        return cls(any_method, by_method)
+
+    def for_method(self, method: bytes) -> tuple[Screen, ...]:
+        """The screens a request of ``method`` must pass one of."""
+        if self.by_method is None:
+            return self.any_method
+        return self.by_method.get(method, self.any_method)
+
+
+def may_apply(screens: Screens, head: Head, now: float) -> bool:
     """Whether any rule could apply to the request ``head`` at ``now``."""
-    method = head.method.upper()
     target = head.target
     # The path is a prefix of an origin-form target, so a path that starts with the rule's
     # prefix means the target does; an absolute-form target is left to the decision core.
     origin_form = target.startswith(b"/")
     lower = head.lower
-    for s in screens:
+    for s in screens.for_method(head.method.upper()):
         if now >= s.expires_at:
-            continue
-        if s.methods is not None and method not in s.methods:
             continue
         if origin_form and not target.startswith(s.prefix):
             continue

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from gameday.injector.proxy.metrics import ProxyMetrics
-from gameday.injector.proxy.screen import Screen, screen
+from gameday.injector.proxy.screen import Screens
 from gameday.injector.rules import Rule, rule_json
 
 
@@ -43,8 +43,8 @@ class RuleStore:
         self._timers: dict[str, asyncio.TimerHandle] = {}
         #: The current rules as a tuple, replaced (never mutated) on every change.
         self.snapshot: tuple[Rule, ...] = ()
-        #: The snapshot's screens, in the same order (see ``screen.py``).
-        self.screens: tuple[Screen, ...] = ()
+        #: The snapshot's screens (see ``screen.py``).
+        self.screens = Screens()
         #: Called with the ids of rules that ended (gone, or replaced by a different rule).
         self.on_ended: Callable[[set[str]], None] | None = None
         #: Called when a rule started (new, or replacing a different one).
@@ -136,7 +136,7 @@ class RuleStore:
 
     def _changed(self, before: list[Rule]) -> None:
         self.snapshot = tuple(self._rules.values())
-        self.screens = tuple(screen(rule) for rule in self.snapshot)
+        self.screens = Screens.of(self.snapshot)
         self._metrics.rules_changed(before, list(self.snapshot))
         rules = self._rules
         ended = {rule.id for rule in before if rules.get(rule.id) != rule}
