@@ -246,3 +246,20 @@ def exchange(port: int, data: bytes, timeout: float = 10) -> bytes:
         except ConnectionResetError:
             pass  # what came before the reset is the answer
     return received
+
+
+def read_response(sock: socket.socket) -> bytes:
+    """Read one response with a Content-Length body from ``sock``: its head and body."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, data
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                      if line.lower().startswith(b"content-length:")))
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        assert chunk, body
+        body += chunk
+    return head + b"\r\n\r\n" + body

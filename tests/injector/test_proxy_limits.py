@@ -22,6 +22,7 @@ from tests.injector.conftest import (
     ROOT,
     Proxy,
     RawUpstream,
+    read_response,
     rule,
     samples,
     start_proxy,
@@ -76,21 +77,6 @@ def read_all(sock: socket.socket) -> bytes:
     except ConnectionResetError:
         pass
     return data
-
-
-def read_response(sock: socket.socket) -> bytes:
-    """One response with a Content-Length body."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(65536)
-        assert chunk, data
-        data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
-                  if line.lower().startswith(b"content-length:"))
-    while len(body) < length:
-        body += sock.recv(65536)
-    return head + b"\r\n\r\n" + body
 
 
 def test_head_trickled_past_its_deadline_gets_408(proxy: Proxy) -> None:

@@ -11,14 +11,12 @@ from __future__ import annotations
 import re
 import socket
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from gameday import procs
 from gameday.injector.proxy.limits import BUFFER_LIMIT
-from tests.injector.conftest import Proxy, RawUpstream, start_proxy, start_raw_upstream
+from tests.injector.conftest import Proxy, RawUpstream
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -41,23 +39,10 @@ def burst(count: int, small: int, big: int) -> bytes:
     return one % small * count + one % big
 
 
-@pytest.fixture(scope="module")
-def streaming(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Proxy, RawUpstream]]:
-    """A proxy in front of the raw upstream, for this module only (its RSS is measured)."""
-    folder = tmp_path_factory.mktemp("memory")
-    raw = start_raw_upstream(folder)
-    try:
-        running = start_proxy(raw.url, folder / "proxy.log")
-        yield running, raw
-        procs.stop(running.pid)
-    finally:
-        procs.stop(raw.pid)
-
-
 def test_slow_reader_after_a_pipelined_burst_keeps_memory_flat(
-        streaming: tuple[Proxy, RawUpstream]) -> None:
+        raw_proxy: tuple[Proxy, RawUpstream]) -> None:
     """30 pipelined 200 KB GETs then a 4 GB one, read 256 KiB every 0.3 s: RSS barely moves."""
-    proxy, _ = streaming
+    proxy, _ = raw_proxy
     base = peak = rss(proxy.pid)
     got = 0
     with socket.create_connection(("127.0.0.1", proxy.port), timeout=10) as sock:
@@ -73,9 +58,9 @@ def test_slow_reader_after_a_pipelined_burst_keeps_memory_flat(
 
 
 def test_200_clients_that_never_read_keep_rss_under_300_mib(
-        streaming: tuple[Proxy, RawUpstream]) -> None:
+        raw_proxy: tuple[Proxy, RawUpstream]) -> None:
     """200 clients that pipeline a burst then a 1 GB response and never read: RSS ≤ 300 MiB."""
-    proxy, _ = streaming
+    proxy, _ = raw_proxy
     clients = []
     peak = rss(proxy.pid)
     try:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from tests.injector.conftest import LABELS, Proxy, rule, upstream_count
+from tests.injector.conftest import LABELS, Proxy, read_response, rule, upstream_count
 
 pytestmark = pytest.mark.integration
 
@@ -34,23 +34,6 @@ def _held(sock: socket.socket, seconds: float = 0.3) -> None:
     with pytest.raises(TimeoutError):
         sock.recv(1)
     sock.settimeout(10)
-
-
-def _read_response(sock: socket.socket) -> bytes:
-    """Read one small Content-Length response from ``sock``."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(65536)
-        assert chunk, data
-        data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
-                      if line.lower().startswith(b"content-length:")))
-    while len(body) < length:
-        chunk = sock.recv(65536)
-        assert chunk
-        body += chunk
-    return head + b"\r\n\r\n" + body
 
 
 def _end_by_delete(proxy: Proxy, stored: dict[str, object]) -> None:
@@ -118,7 +101,7 @@ def test_deleting_a_latency_rule_ends_the_pending_delay(clean: Proxy) -> None:
         _held(sock)
         _delete(clean, str(stored["id"]))
         deleted = time.monotonic()
-        response = _read_response(sock)
+        response = read_response(sock)
         assert time.monotonic() - deleted < RELEASE_BOUND
     assert response.startswith(b"HTTP/1.1 200")
     assert response.endswith(b"hello")
@@ -131,7 +114,7 @@ def test_ending_a_delay_also_drops_an_ended_abort(clean: Proxy) -> None:
         sock.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
         _held(sock)
         clean.put()
-        response = _read_response(sock)
+        response = read_response(sock)
     assert response.startswith(b"HTTP/1.1 200")
 
 
