@@ -7,7 +7,6 @@ needs another's module to read a fault. Nothing here does I/O.
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -49,8 +48,3 @@ class Handle(BaseModel):
     def expired(self, now: float | None = None) -> bool:
         """Whether the fault's own TTL has passed."""
         return (time.time() if now is None else now) >= self.expires_at
-
-
-def handle_json(handle: Handle) -> dict[str, Any]:
-    """The handle as plain JSON data, for the journal."""
-    return handle.model_dump(mode="json")

@@ -20,8 +20,8 @@ from tests.injector.conftest import start_proxy, start_upstream
 TOKEN = "GAMEDAY_STATUS_TEST_TOKEN"
 
 
-def _environment(tmp_path: Path) -> Path:
-    """An environment whose one proxy endpoint has no admin API listening."""
+def _environment(tmp_path: Path, admin_port: int | None = None) -> Path:
+    """An environment with one proxy endpoint: at ``admin_port``, else where nothing listens."""
     path = tmp_path / "env.yaml"
     path.write_text(f"""
 name: status-test
@@ -31,7 +31,7 @@ endpoints:
   - service: svc
     dependency: db
     driver: proxy
-    admin_url: http://127.0.0.1:{free_port()}
+    admin_url: http://127.0.0.1:{admin_port or free_port()}
     token: {{env: {TOKEN}}}
 """)
     return path
@@ -76,10 +76,7 @@ def test_a_fault_in_place_is_listed_and_the_exit_is_0(tmp_path: Path,
         proxy = start_proxy(upstream.url, tmp_path / "proxy.log")
         try:
             monkeypatch.setenv(TOKEN, PROXY_TOKEN)
-            path = _environment(tmp_path)
-            path.write_text(path.read_text().split("admin_url:")[0]
-                            + f"admin_url: http://127.0.0.1:{proxy.admin_port}\n"
-                            + f"    token: {{env: {TOKEN}}}\n")
+            path = _environment(tmp_path, proxy.admin_port)
             spec = FaultSpec(fault=LatencyFault(ms=30), target=Target(service="svc",
                              dependency="db"), labels=Labels(run="status-run", scenario="s",
                                                              environment="status-test", step=1))
