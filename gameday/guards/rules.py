@@ -1,6 +1,7 @@
 """Guard verdicts from samples: pure decisions, no I/O.
 
-A guard is *breached* when ``value op threshold`` held on every sample across its ``for``.
+A guard is *breached* when ``value op threshold`` held on every sample across its ``for``,
+measured between the samples' own timestamps.
 Guards fail closed: no data, a stale sample and a query error stop a run just as a breach
 does, unless the guard says ``on_no_data: ignore``. Those three act at once, without ``for``:
 waiting would turn "we cannot see" into "we keep injecting".
@@ -129,7 +130,9 @@ def judge(name: str, guard: Guard, samples: Sequence[Sample], *, stale_after: fl
     ignored = "" if guard.on_no_data == "breach" else " (ignored: on_no_data is ignore)"
     match seen[-1]:
         case "condition":
-            held = last.query_time - since
+            # Counted on the samples' own timestamps: two answers computed from one scrape are
+            # one observation, however far apart they were asked.
+            held = _stamp(last) - _stamp(samples[start])
             shown = f"{_num(last.value)} {guard.op} {guard.threshold:g}"
             if held + tolerance >= guard.for_:
                 kept = f" for {held:.1f}s" if guard.for_ else ""
@@ -148,6 +151,11 @@ def judge(name: str, guard: Guard, samples: Sequence[Sample], *, stale_after: fl
             return verdict("stale", last.value, f"stale: {how_old} (bound {stale_after:g}s)"
                            f"{ignored}")
     return verdict("error", None, f"error: {last.error}{ignored}")
+
+
+def _stamp(sample: Sample) -> float:
+    """When a sample's inputs were scraped; its query time when that is unknown."""
+    return sample.query_time if sample.sample_time is None else sample.sample_time
 
 
 def worst(values: Iterable[float], op: str, threshold: float) -> float | None:

@@ -16,7 +16,9 @@ class PrometheusSettings(Strict):
 
     url: str = Field(pattern=r"^https?://")
     timeout: Duration = Field(5.0, description="per-query timeout (capped by guard_interval)")
-    scrape_interval: Duration = Field(15.0, description="used to judge staleness")
+    scrape_interval: Duration = Field(
+        15.0, description="the targets' scrape interval: guards poll just after each scrape is "
+        "due, and a sample older than 3 of these is stale")
     rate_window: Duration | None = Field(
         None, description="range for rate() in signal templates; default 4 scrape intervals"
     )
@@ -61,7 +63,8 @@ class Environment(Strict):
     allowed_namespaces: list[Slug] = Field(default_factory=list)
     sign_off_severity: int | None = Field(None, ge=1, description="from here a second person")
     requesters: list[str] = Field(default_factory=list, description="empty: anyone")
-    guard_interval: Duration = Field(1.0, description="how often guards are evaluated")
+    guard_interval: Duration = Field(
+        1.0, description="the longest gap between two polls of a guard")
     notify: Notify = Field(default_factory=Notify)
 
     @field_validator("allowed_namespaces")

@@ -117,7 +117,7 @@ async def run_step(ctx: RunContext, severity: int) -> StepRun:
     guards = asyncio.create_task(hold(
         dwell, ctx.guards, env.guard_interval, sampler=ctx.prometheus,
         stale_after=stale_bound(env.prometheus.scrape_interval),
-        record=_recorder(ctx, severity)))
+        scrape_interval=env.prometheus.scrape_interval, record=_recorder(ctx, severity)))
     watcher = asyncio.create_task(watch_fault(ctx, handle, env.guard_interval))
     try:
         done, _ = await asyncio.wait({guards, watcher}, return_when=asyncio.FIRST_COMPLETED)
