@@ -45,8 +45,8 @@ bench-proxy: $(STAMP)  ## proxy throughput and latency vs nginx and HAProxy
 	./scripts/install-debs.sh nginx haproxy wrk
 	$(BIN)/python benchmarks/bench_proxy.py
 
-bench-guard: $(STAMP)  ## time from fault onset to detection and clean-up on the demo stack
-	$(BIN)/python benchmarks/bench_guard.py
+bench-guard: $(STAMP)  ## fault onset → detection → gone on the demo, gameday vs Chaos Toolkit
+	$(BIN)/python -m benchmarks.bench_guard
 
 clean:
 	rm -rf $(VENV) .gameday reports/out .pytest_cache .mypy_cache .ruff_cache
