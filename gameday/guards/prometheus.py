@@ -25,6 +25,9 @@ from gameday.models import PrometheusSettings
 
 T = TypeVar("T")
 Point = tuple[float, float]
+#: A guard's value is evaluated this long after its inputs' newest scrape: late enough to
+#: include that scrape (stamped in milliseconds), too early for the next one.
+AS_OF_MARGIN = 0.001
 
 
 class Prometheus:
@@ -97,18 +100,22 @@ class Prometheus:
 
     def _sample_sync(self, guard: GuardQuery) -> Sample:
         asked = time.time()
-        points = _points(self._query(guard.query))
-        if not points:
-            return Sample(query_time=asked)
-        value = worst([v for _, v in points], guard.guard.op, guard.guard.threshold)
-        evaluated = points[0][0]  # Prometheus' own clock, like the sample times
-        if value is None:
-            return Sample(query_time=evaluated, value=math.nan)
-        if guard.freshness is None:
-            return Sample(query_time=evaluated, value=value, sample_time=evaluated)
-        newest = [v for _, v in _points(self._query(guard.freshness))]
-        return Sample(query_time=evaluated, value=value,
-                      sample_time=min(newest) if newest else None)
+        if guard.freshness is None:  # a constant: nothing is scraped, nothing goes stale
+            points = _points(self._query(guard.query))
+            evaluated = points[0][0] if points else asked
+            return _judgeable(guard, points, evaluated, evaluated)
+        newest = _points(self._query(guard.freshness))
+        if not newest:
+            # No input has a current sample: stale if the query still gives a value.
+            points = _points(self._query(guard.query))
+            return _judgeable(guard, points, points[0][0] if points else asked, None)
+        # Ages are measured at the freshness query's evaluation time, on Prometheus' clock.
+        evaluated, stamp = newest[0][0], min(v for _, v in newest)
+        # The value is computed as of the scrape the stamp names. Evaluated "now", a scrape
+        # landing between the two queries would give a newer value under the older stamp,
+        # and the guard would then skip the newer sample as already judged.
+        points = _points(self._query(guard.query, at=stamp + AS_OF_MARGIN))
+        return _judgeable(guard, points, evaluated, stamp)
 
     def _value_sync(self, query: str) -> float | None:
         values = [v for _, v in _points(self._query(query)) if not math.isnan(v)]
@@ -130,9 +137,10 @@ class Prometheus:
                     merged[float(at)] = max(value, merged.get(float(at), -math.inf))
         return sorted(merged.items())
 
-    def _query(self, query: str) -> Any:
+    def _query(self, query: str, at: float | None = None) -> Any:
+        params = None if at is None else {"time": f"{at:.3f}"}
         try:
-            return self._client().custom_query(query, timeout=self.timeout)
+            return self._client().custom_query(query, params=params, timeout=self.timeout)
         except Exception as exc:  # every failure of the library is a GuardError
             raise _translate(exc, self.url, query) from exc
 
@@ -165,6 +173,17 @@ class Prometheus:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _judgeable(guard: GuardQuery, points: list[Point], evaluated: float,
+               stamp: float | None) -> Sample:
+    """The sample an instant query's points give: no data, NaN, or the worst value."""
+    if not points:
+        return Sample(query_time=evaluated)
+    value = worst([v for _, v in points], guard.guard.op, guard.guard.threshold)
+    if value is None:
+        return Sample(query_time=evaluated, value=math.nan)
+    return Sample(query_time=evaluated, value=value, sample_time=stamp)
 
 
 def _points(result: Any) -> list[Point]:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import math
 import threading
 import time
+import urllib.parse
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -176,3 +179,16 @@ def test_paced_guards_judge_each_real_scrape_once(prom: PromStack, target: Scrap
     gaps = [b - a for a, b in itertools.pairwise(stamps)]
     assert len(stamps) >= 3 and all(gap >= SCRAPE_INTERVAL - 0.1 for gap in gaps), gaps
     assert result.polls <= 5 * result.samples, (result.polls, result.samples)
+    # Each judged value is the one scraped at its stamp, never a later scrape's.
+    judged = [e.sample for e in read_journal(path) if isinstance(e, GuardSampleEvent)]
+    for sample in judged:
+        assert sample.sample_time is not None
+        assert sample.value == value_at(prom, guard.query, sample.sample_time), sample
+
+
+def value_at(prom: PromStack, query: str, at: float) -> float:
+    """The value of ``query`` evaluated at ``at`` (Prometheus' clock), straight over HTTP."""
+    params = urllib.parse.urlencode({"query": query, "time": f"{at:.3f}"})
+    with urllib.request.urlopen(f"{prom.url}/api/v1/query?{params}", timeout=5) as answer:
+        result = json.load(answer)["data"]["result"]
+    return float(result[0]["value"][1])
