@@ -7,10 +7,10 @@ STAMP  := $(VENV)/.installed
 export DO_NOT_TRACK := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 
-.PHONY: install demo ui ui-down test lint typecheck unit bench-proxy bench-guard clean
+.PHONY: install demo ui ui-down test lint typecheck unit bench-proxy bench-tcp bench-guard clean
 
 $(STAMP): pyproject.toml scripts/install-debs.sh
-	./scripts/install-debs.sh prometheus prometheus-pushgateway
+	./scripts/install-debs.sh prometheus prometheus-pushgateway redis-server postgresql
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[all,dev]'
@@ -44,6 +44,10 @@ test: lint typecheck unit  ## everything CI runs
 bench-proxy: $(STAMP)  ## proxy throughput and latency vs nginx and HAProxy
 	./scripts/install-debs.sh nginx haproxy wrk
 	$(BIN)/python benchmarks/bench_proxy.py
+
+bench-tcp: $(STAMP)  ## TCP mode on PostgreSQL and Redis vs direct and HAProxy in TCP mode
+	./scripts/install-debs.sh haproxy postgresql redis-server
+	$(BIN)/python -m benchmarks.bench_tcp
 
 bench-guard: $(STAMP)  ## fault onset → detection → gone on the demo, gameday vs Chaos Toolkit
 	$(BIN)/python -m benchmarks.bench_guard

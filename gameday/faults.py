@@ -13,6 +13,22 @@ MAX_DELAY_MS = 600_000
 #: Bandwidth bounds in kbit/s: below 1 a response stalls for ever; above 10 Gbit/s pacing is moot.
 MIN_KBPS, MAX_KBPS = 1, 10_000_000
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+#: Most bytes a TCP fault may count (1 PiB): a count, never an overflow.
+MAX_BYTES = 2**50
+#: Largest slice a slicer fault may cut, in bytes (a socket read is at most 256 KiB).
+MAX_SLICE = 1024 * 1024
+#: The protocols a proxy endpoint speaks (``Endpoint.protocol``, ``chaosctl proxy --mode``).
+PROTOCOLS = ("http", "tcp")
+#: Which stream of a TCP connection a fault acts on: the requests (client → upstream), the
+#: responses (upstream → client), or both.
+Direction = Literal["upstream", "downstream", "both"]
+DEFAULT_DIRECTION: Direction = "downstream"
+
+
+def direction_field() -> Any:
+    """The ``direction`` field of a fault: TCP only; left out means downstream there."""
+    return Field(None, description="TCP only: the stream it acts on, upstream (requests), "
+                 "downstream (responses) or both; default downstream")
 
 
 class Strict(BaseModel):
@@ -38,6 +54,10 @@ class _Fault(Strict):
     magnitude: ClassVar[dict[str, bool]] = {}
     #: Whether the fault acts on HTTP requests (and so takes ``match``).
     http: ClassVar[bool] = True
+    #: The proxy protocols that inject it; empty for faults that act on no call (CPU…).
+    protocols: ClassVar[tuple[str, ...]] = ("http",)
+    #: Fields only a TCP proxy acts on: an HTTP injector refuses a fault that sets one.
+    tcp_fields: ClassVar[tuple[str, ...]] = ()
 
     def severity_key(self) -> tuple[float, ...]:
         """Values that grow with severity, in the order ``magnitude`` lists them."""
@@ -65,12 +85,15 @@ class LatencyFault(_Fault):
     )
     probability: Probability = 1.0
     match: Match = Field(default_factory=Match)
+    direction: Direction | None = direction_field()
     magnitude: ClassVar[dict[str, bool]] = {"ms": True, "probability": True}
+    protocols: ClassVar[tuple[str, ...]] = PROTOCOLS
+    tcp_fields: ClassVar[tuple[str, ...]] = ("direction",)
 
     def summary(self) -> str:
         jitter = f" ±{self.jitter_ms:g}ms" if self.jitter_ms else ""
         share = f" on {self.probability:.0%}" if self.probability < 1 else ""
-        return f"latency {self.ms:g}ms{jitter}{share}"
+        return f"latency {self.ms:g}ms{jitter}{share}{_stream(self.direction)}"
 
 
 class AbortFault(_Fault):
@@ -87,31 +110,120 @@ class AbortFault(_Fault):
 
 
 class ResetFault(_Fault):
-    """Reset the client's connection."""
+    """Reset the client's connection (on TCP: at connect, or after ``after_ms`` or bytes)."""
 
     kind: Literal["reset"] = "reset"
     probability: Probability = 1.0
     match: Match = Field(default_factory=Match)
+    direction: Direction | None = Field(
+        None, description="TCP only: whose connection gets the RST, the upstream's, the "
+        "client's (downstream) or both, and the stream after_bytes counts; default downstream")
+    after_ms: float | None = Field(None, ge=0, le=MAX_DELAY_MS, allow_inf_nan=False,
+                                   description="TCP only: reset this long after the rule "
+                                   "reaches the connection; default at once")
+    after_bytes: int | None = Field(None, ge=0, le=MAX_BYTES,
+                                    description="TCP only: reset once this many bytes passed")
     magnitude: ClassVar[dict[str, bool]] = {"probability": True}
+    protocols: ClassVar[tuple[str, ...]] = PROTOCOLS
+    tcp_fields: ClassVar[tuple[str, ...]] = ("direction", "after_ms", "after_bytes")
+
+    @model_validator(mode="after")
+    def _one_trigger(self) -> ResetFault:
+        if self.after_ms is not None and self.after_bytes is not None:
+            raise ValueError("give at most one of 'after_ms' or 'after_bytes'")
+        return self
+
+    def summary(self) -> str:
+        when = (f" after {self.after_ms:g}ms" if self.after_ms
+                else f" after {self.after_bytes} bytes" if self.after_bytes is not None else "")
+        return f"{super().summary()}{when}{_stream(self.direction)}"
 
 
 class BlackholeFault(_Fault):
-    """Hold requests without answering until the client gives up."""
+    """Hold requests without answering until the client gives up (on TCP: pass no bytes)."""
 
     kind: Literal["blackhole"] = "blackhole"
     probability: Probability = 1.0
     match: Match = Field(default_factory=Match)
+    direction: Direction | None = direction_field()
     magnitude: ClassVar[dict[str, bool]] = {"probability": True}
+    protocols: ClassVar[tuple[str, ...]] = PROTOCOLS
+    tcp_fields: ClassVar[tuple[str, ...]] = ("direction",)
 
 
 class BandwidthFault(_Fault):
-    """Throttle response bodies to ``kbps`` kilobits per second."""
+    """Throttle response bodies to ``kbps`` kilobits per second (on TCP: a stream)."""
 
     kind: Literal["bandwidth"] = "bandwidth"
     kbps: float = Field(ge=MIN_KBPS, le=MAX_KBPS, allow_inf_nan=False,
                        description="bandwidth in kilobits per second (fewer is more severe)")
     match: Match = Field(default_factory=Match)
+    direction: Direction | None = direction_field()
     magnitude: ClassVar[dict[str, bool]] = {"kbps": False}
+    protocols: ClassVar[tuple[str, ...]] = PROTOCOLS
+    tcp_fields: ClassVar[tuple[str, ...]] = ("direction",)
+
+
+class TimeoutFault(_Fault):
+    """TCP: pass no bytes in ``direction``, and close the connection after ``ms``."""
+
+    kind: Literal["timeout"] = "timeout"
+    ms: float = Field(ge=0, le=MAX_DELAY_MS, allow_inf_nan=False,
+                     description="close the connection this long after the rule reaches it "
+                     "(fewer is more severe)")
+    probability: Probability = Field(1.0, description="chance per connection, 0..1")
+    direction: Direction | None = direction_field()
+    magnitude: ClassVar[dict[str, bool]] = {"ms": False, "probability": True}
+    http: ClassVar[bool] = False
+    protocols: ClassVar[tuple[str, ...]] = ("tcp",)
+
+    def summary(self) -> str:
+        return f"timeout {self.ms:g}ms on {self.probability:.0%}{_stream(self.direction)}"
+
+
+class SlicerFault(_Fault):
+    """TCP: cut what passes into pieces of about ``size_bytes``, ``delay_ms`` apart."""
+
+    kind: Literal["slicer"] = "slicer"
+    size_bytes: int = Field(ge=1, le=MAX_SLICE, description="average piece size in bytes "
+                            "(fewer is more severe)")
+    size_variation: int = Field(0, ge=0, le=MAX_SLICE,
+                                description="pieces vary by up to this many bytes either way")
+    delay_ms: float = Field(0, ge=0, le=MAX_DELAY_MS, allow_inf_nan=False,
+                           description="wait between two pieces, in milliseconds")
+    probability: Probability = Field(1.0, description="chance per connection, 0..1")
+    direction: Direction | None = direction_field()
+    magnitude: ClassVar[dict[str, bool]] = {"size_bytes": False, "delay_ms": True,
+                                            "probability": True}
+    http: ClassVar[bool] = False
+    protocols: ClassVar[tuple[str, ...]] = ("tcp",)
+
+    @model_validator(mode="after")
+    def _variation_below_size(self) -> SlicerFault:
+        if self.size_variation >= self.size_bytes:
+            raise ValueError("size_variation must be smaller than size_bytes")
+        return self
+
+
+class LimitDataFault(_Fault):
+    """TCP: close the connection once ``bytes`` bytes have passed in ``direction``."""
+
+    kind: Literal["limit_data"] = "limit_data"
+    bytes: int = Field(ge=0, le=MAX_BYTES, description="bytes that pass before the close, "
+                       "counted from when the rule reaches the connection (fewer is more severe)")
+    probability: Probability = Field(1.0, description="chance per connection, 0..1")
+    direction: Direction | None = direction_field()
+    magnitude: ClassVar[dict[str, bool]] = {"bytes": False, "probability": True}
+    http: ClassVar[bool] = False
+    protocols: ClassVar[tuple[str, ...]] = ("tcp",)
+
+    def summary(self) -> str:
+        return (f"limit_data {self.bytes} bytes on {self.probability:.0%}"
+                f"{_stream(self.direction)}")
+
+
+def _stream(direction: str | None) -> str:
+    return f" {direction}" if direction else ""
 
 
 class CpuFault(_Fault):
@@ -123,6 +235,7 @@ class CpuFault(_Fault):
                                 description="load per worker, percent of a core")
     magnitude: ClassVar[dict[str, bool]] = {"workers": True, "load_percent": True}
     http: ClassVar[bool] = False
+    protocols: ClassVar[tuple[str, ...]] = ()
 
 
 class MemoryFault(_Fault):
@@ -132,6 +245,7 @@ class MemoryFault(_Fault):
     mb: int = Field(gt=0, le=65_536, description="megabytes to allocate and touch")
     magnitude: ClassVar[dict[str, bool]] = {"mb": True}
     http: ClassVar[bool] = False
+    protocols: ClassVar[tuple[str, ...]] = ()
 
 
 class PodKillFault(_Fault):
@@ -143,6 +257,7 @@ class PodKillFault(_Fault):
                                    description="share of pods to kill")
     magnitude: ClassVar[dict[str, bool]] = {"count": True, "percent": True}
     http: ClassVar[bool] = False
+    protocols: ClassVar[tuple[str, ...]] = ()
 
     @model_validator(mode="after")
     def _count_or_percent(self) -> PodKillFault:
@@ -157,6 +272,9 @@ Fault = Annotated[
     | ResetFault
     | BlackholeFault
     | BandwidthFault
+    | TimeoutFault
+    | SlicerFault
+    | LimitDataFault
     | CpuFault
     | MemoryFault
     | PodKillFault,
@@ -170,6 +288,9 @@ FAULT_KINDS: dict[str, type[_Fault]] = {
         ResetFault,
         BlackholeFault,
         BandwidthFault,
+        TimeoutFault,
+        SlicerFault,
+        LimitDataFault,
         CpuFault,
         MemoryFault,
         PodKillFault,
@@ -186,3 +307,31 @@ def with_overrides(fault: Any, overrides: dict[str, Any]) -> Any:
         # A step that says ``percent`` replaces the fault's ``count`` and vice versa.
         data = {k: v for k, v in data.items() if k not in {"count", "percent"}} | overrides
     return type(fault).model_validate(data)
+
+
+def kinds_for(protocol: str) -> list[str]:
+    """The fault kinds a proxy endpoint speaking ``protocol`` injects, in catalog order."""
+    return [kind for kind, cls in FAULT_KINDS.items() if protocol in cls.protocols]
+
+
+def protocol_problems(fault: Any, protocol: str) -> list[tuple[str, str]]:
+    """Why ``fault`` cannot go to a proxy endpoint speaking ``protocol``: ``(field, message)``.
+
+    Empty when it can, and for faults that act on no call (CPU, memory, pods): those go to
+    other drivers. A kind the protocol does not inject names the kinds it does; on HTTP a TCP
+    field that is set is refused, on TCP a ``match`` (TCP has no requests to match).
+    """
+    cls = type(fault)
+    if not cls.protocols:
+        return []
+    accepted = ", ".join(kinds_for(protocol))
+    if protocol not in cls.protocols:
+        return [("kind", f"{fault.kind!r} is injected on {' or '.join(cls.protocols)} endpoints "
+                         f"only; this endpoint speaks {protocol} (allowed: {accepted})")]
+    if protocol == "tcp":
+        match = getattr(fault, "match", None)
+        if match is not None and match != Match():
+            return [("match", "a TCP endpoint has no requests to match: leave 'match' out")]
+        return []
+    return [(name, f"applies to TCP endpoints only; this endpoint speaks {protocol}")
+            for name in cls.tcp_fields if getattr(fault, name) is not None]

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Install the Debian packages gameday runs against (Prometheus, Pushgateway; nginx, HAProxy and
-# wrk for the proxy benchmark). A policy-rc.d stops package scripts from starting daemons on
-# fixed ports: gameday starts its own, on ports it picks.
+# Install the Debian packages gameday runs against (Prometheus, Pushgateway, redis-server and
+# PostgreSQL; nginx, HAProxy and wrk for the proxy benchmarks). A policy-rc.d stops package
+# scripts from starting daemons on fixed ports: gameday starts its own, on ports it picks.
 set -euo pipefail
 packages=("$@")
 [ ${#packages[@]} -gt 0 ] || packages=(prometheus prometheus-pushgateway)

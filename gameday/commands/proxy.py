@@ -2,11 +2,14 @@
 
 ::
 
-    chaosctl proxy --listen 127.0.0.1:P --upstream http://H:Q --admin 127.0.0.1:A
+    chaosctl proxy [--mode http] --listen 127.0.0.1:P --upstream http://H:Q --admin 127.0.0.1:A
                    [--max-ttl 3600s] [--target NAME] [--token-env GAMEDAY_PROXY_TOKEN]
                    [--token-file PATH] [--seed N]
+    chaosctl proxy --mode tcp --listen 127.0.0.1:P --upstream H:Q --admin 127.0.0.1:A ...
 
-The admin API and its rule format are described in :mod:`gameday.injector.proxy.admin`.
+The admin API and its rule format are described in :mod:`gameday.injector.proxy.admin`; TCP
+mode (:mod:`gameday.injector.tcp`) serves the same API with TCP faults. The HTTP mode's
+deadlines (``--head-timeout`` and the like) do not apply to TCP and are refused there.
 
 The admin token comes from ``--token-file`` or the variable ``--token-env`` names, stripped of
 surrounding whitespace (a Kubernetes Secret's value usually ends in a newline). A token that
@@ -39,20 +42,26 @@ def register(subparsers: Any) -> None:
     """Add ``proxy``."""
     parser = subparsers.add_parser(
         "proxy",
-        help="run the fault-injecting HTTP proxy",
-        description="Forward HTTP/1.1 from --listen to --upstream, injecting the faults that "
-        "the admin API's rules ask for; each rule expires by itself. Logs JSON lines on stdout.",
-        epilog="Fixed limits: a head is at most 64 KiB (431 for a request, 502 for a response); "
-        "a request has at most 100 header lines (431), a response at most 1000 header lines "
-        "(502); a chunk-size line is at most 4096 bytes (400) and trailers at most 16 KiB "
-        "(431); a connection buffers at most 1 MiB (4 x 256 KiB), whatever its peers read. "
-        "An injected delay never counts against a deadline. Every limit hit is counted in "
-        "chaos_proxy_limit_hits_total{limit}.",
+        help="run the fault-injecting proxy (HTTP, or any TCP protocol)",
+        description="Forward HTTP/1.1 (or, with --mode tcp, any TCP stream) from --listen to "
+        "--upstream, injecting the faults that the admin API's rules ask for; each rule expires "
+        "by itself. Logs JSON lines on stdout.",
+        epilog="Fixed limits of HTTP mode: a head is at most 64 KiB (431 for a request, 502 for "
+        "a response); a request has at most 100 header lines (431), a response at most 1000 "
+        "header lines (502); a chunk-size line is at most 4096 bytes (400) and trailers at most "
+        "16 KiB (431); a connection buffers at most 1 MiB (4 x 256 KiB), whatever its peers "
+        "read. An injected delay never counts against a deadline. Every limit hit is counted "
+        "in chaos_proxy_limit_hits_total{limit}. In TCP mode each direction of a connection "
+        "queues at most 1 MiB before it stops reading.",
     )
+    parser.add_argument("--mode", choices=("http", "tcp"), default="http",
+                        help="http: an HTTP/1.1 reverse proxy; tcp: relay any TCP protocol "
+                        "(PostgreSQL, Redis...) with TCP faults (default: http)")
     parser.add_argument("--listen", required=True, metavar="HOST:PORT",
                         help="where clients connect, e.g. 127.0.0.1:8080")
-    parser.add_argument("--upstream", required=True, metavar="URL",
-                        help="where requests go, e.g. http://127.0.0.1:9000")
+    parser.add_argument("--upstream", required=True, metavar="URL|HOST:PORT",
+                        help="where requests go: http://127.0.0.1:9000 in HTTP mode, "
+                        "127.0.0.1:5432 in TCP mode")
     parser.add_argument("--admin", required=True, metavar="HOST:PORT",
                         help="admin API address; without a token only a loopback address")
     parser.add_argument("--max-ttl", default="3600s", metavar="DURATION",
@@ -69,46 +78,66 @@ def register(subparsers: Any) -> None:
                         "Secret; read instead of --token-env (a trailing newline is stripped)")
     parser.add_argument("--seed", type=int, default=None, metavar="N",
                         help="seed for probability and jitter rolls (default: random, logged)")
-    parser.add_argument("--head-timeout", default="10s", metavar="DURATION",
+    parser.add_argument("--head-timeout", default=None, metavar="DURATION",
                         help="longest wait from a request head's first byte to its end; then "
                         "408 (default: 10s)")
-    parser.add_argument("--body-timeout", default="30s", metavar="DURATION",
+    parser.add_argument("--body-timeout", default=None, metavar="DURATION",
                         help="longest silence inside a request body; then 408 (default: 30s)")
-    parser.add_argument("--upstream-timeout", default="60s", metavar="DURATION",
+    parser.add_argument("--upstream-timeout", default=None, metavar="DURATION",
                         help="longest wait for the upstream's response head once the request "
                         "is sent; then 504 (default: 60s)")
     parser.add_argument("--max-connections", type=int, default=4096, metavar="N",
                         help="client connections at once; one more is answered 503 and closed "
-                        "(default: 4096)")
-    parser.add_argument("--idle-timeout", default="120s", metavar="DURATION",
+                        "(in TCP mode: closed) (default: 4096)")
+    parser.add_argument("--idle-timeout", default=None, metavar="DURATION",
                         help="close a keep-alive client connection idle this long "
                         "(default: 120s)")
     parser.set_defaults(handler=_run)
+
+
+#: The HTTP mode's deadlines and their defaults; TCP mode has none of them.
+_HTTP_DEADLINES = {"head_timeout": "10s", "body_timeout": "30s", "upstream_timeout": "60s",
+                   "idle_timeout": "120s"}
 
 
 def _limits(args: argparse.Namespace) -> Limits:
     """The ``Limits`` the deadline and cap options ask for."""
     from gameday.injector.proxy.limits import Limits
 
+    if args.mode == "tcp":
+        given = [f"--{name.replace('_', '-')}" for name in _HTTP_DEADLINES
+                 if getattr(args, name) is not None]
+        if given:
+            raise ConfigError(f"{', '.join(given)}: HTTP mode only (allowed with --mode tcp: "
+                              "--max-connections)")
+        return Limits(max_connections=args.max_connections)
     timeouts = {}
-    for name in ("head_timeout", "body_timeout", "upstream_timeout", "idle_timeout"):
+    for name, default in _HTTP_DEADLINES.items():
         try:
-            timeouts[name] = parse_duration(getattr(args, name))
+            timeouts[name] = parse_duration(getattr(args, name) or default)
         except ValueError as exc:
             raise ConfigError(f"--{name.replace('_', '-')}: {exc}") from exc
     return Limits(max_connections=args.max_connections, **timeouts)
 
 
 def _run(args: argparse.Namespace) -> int:
-    from gameday.injector.proxy import ProxyConfig, parse_address, parse_upstream, run
+    from gameday.injector.proxy import (
+        ProxyConfig,
+        parse_address,
+        parse_tcp_upstream,
+        parse_upstream,
+        run,
+    )
 
     try:
         max_ttl = parse_duration(args.max_ttl)
     except ValueError as exc:
         raise ConfigError(f"--max-ttl: {exc}") from exc
+    tcp = args.mode == "tcp"
     config = ProxyConfig(
+        mode=args.mode,
         listen=parse_address(args.listen, "--listen"),
-        upstream=parse_upstream(args.upstream),
+        upstream=parse_tcp_upstream(args.upstream) if tcp else parse_upstream(args.upstream),
         admin=parse_address(args.admin, "--admin"),
         max_ttl=max_ttl,
         target=args.target,
@@ -116,7 +145,12 @@ def _run(args: argparse.Namespace) -> int:
         seed=args.seed,
         limits=_limits(args),
     )
-    run(config)
+    if tcp:
+        from gameday.injector.tcp import run as run_tcp
+
+        run_tcp(config)
+    else:
+        run(config)
     return 0
 
 

@@ -1,8 +1,12 @@
-"""The proxy driver: applies HTTP faults as rules through a gameday proxy's admin API.
+"""The proxy driver: applies faults as rules through a gameday proxy's admin API.
 
 ``apply`` posts a rule with a TTL (the proxy removes it by itself at expiry), ``revert``
 deletes it by id (404 means it is already gone), ``active`` lists rules by their ``run`` label,
 so a driver that never saw the ``apply`` still finds and reverts them.
+
+One driver serves both proxy modes: it asks ``/health`` once which mode the proxy runs in
+(``http``, or ``tcp`` in front of a database or cache; a proxy that does not say is HTTP),
+refuses a fault that mode cannot inject before sending it, and reads the mode's rules.
 """
 
 from __future__ import annotations
@@ -13,7 +17,9 @@ import httpx
 from pydantic import ValidationError
 
 from gameday.errors import DriverError, DriverUnreachable
-from gameday.injector.rules import Rule
+from gameday.faults import PROTOCOLS, protocol_problems
+from gameday.injector.rules import Rule, RuleBase
+from gameday.injector.tcp.rules import TcpRule
 from gameday.models import Endpoint
 from gameday.records import FaultSpec, Handle
 
@@ -31,6 +37,7 @@ class ProxyDriver:
                  timeout: float = 5.0, transport: httpx.BaseTransport | None = None) -> None:
         self.admin_url = admin_url.rstrip("/")
         self.target = target
+        self._mode: str | None = None
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._client = httpx.Client(base_url=self.admin_url, headers=headers, timeout=timeout,
                                     transport=transport)
@@ -60,17 +67,42 @@ class ProxyDriver:
 
     def check(self) -> None:
         """Raise ``DriverUnreachable`` unless the proxy answers ``/health``."""
+        self._health()
+
+    def mode(self) -> str:
+        """The proxy's mode, ``http`` or ``tcp`` (asked once)."""
+        if self._mode is None:
+            self._health()
+        assert self._mode is not None
+        return self._mode
+
+    def _health(self) -> None:
         response = self._call("GET", "/health")
         if response.status_code != 200:
             raise DriverUnreachable(f"proxy {self.admin_url}: /health answered "
                                     f"{response.status_code}")
+        try:
+            mode = response.json().get("mode", "http")
+        except (ValueError, AttributeError) as exc:
+            raise DriverError(f"proxy {self.admin_url}: unexpected /health answer") from exc
+        if mode not in PROTOCOLS:
+            raise DriverError(f"proxy {self.admin_url} runs in mode {mode!r}, which this kit "
+                              f"does not know (known: {', '.join(PROTOCOLS)})")
+        self._mode = mode
 
     def apply(self, spec: FaultSpec, ttl: float) -> Handle:
         """Add the spec's fault as a rule that expires after ``ttl`` seconds."""
-        if not getattr(spec.fault, "http", False):
-            raise DriverError(f"the proxy injects HTTP faults only, not {spec.fault.kind!r}")
+        fault = spec.fault
+        if not fault.protocols:
+            raise DriverError(f"the proxy injects HTTP faults (and TCP faults in TCP mode) "
+                              f"only, not {fault.kind!r}")
+        mode = self.mode()
+        for name, message in protocol_problems(fault, mode):
+            raise DriverError(f"proxy {self.admin_url} runs in {mode} mode: fault.{name}: "
+                              f"{message}")
         body: dict[str, Any] = {
-            "fault": spec.fault.model_dump(mode="json"),
+            # Unset optional fields stay out: an earlier proxy knows no TCP field, even as null.
+            "fault": fault.model_dump(mode="json", exclude_none=True),
             "labels": spec.labels.model_dump(mode="json"),
             "ttl": ttl,
         }
@@ -125,14 +157,15 @@ class ProxyDriver:
         raise DriverError(f"proxy {self.admin_url}: {what} failed with "
                           f"{response.status_code}: {detail}")
 
-    def _rule(self, data: Any) -> Rule:
+    def _rule(self, data: Any) -> RuleBase:
+        model: type[RuleBase] = TcpRule if self.mode() == "tcp" else Rule
         try:
-            return Rule.model_validate(data)
+            return model.model_validate(data)
         except ValidationError as exc:
             raise DriverError(f"proxy {self.admin_url} answered a rule this kit cannot "
                               f"read: {exc}") from exc
 
-    def _handle(self, rule: Rule) -> Handle:
+    def _handle(self, rule: RuleBase) -> Handle:
         return Handle(driver=self.kind, id=rule.id, endpoint=self.admin_url, labels=rule.labels,
                       fault=rule.fault.summary(), expires_at=rule.expires_at,
                       extra={"target": rule.target})

@@ -3,6 +3,8 @@
 * :mod:`gameday.injector.decide` — rules + request + seeded RNG → what to do (pure);
 * :mod:`gameday.injector.rules` — the rule model shared by both shells;
 * :mod:`gameday.injector.proxy` — the sidecar HTTP proxy with its admin API (``chaosctl proxy``);
+* :mod:`gameday.injector.tcp` — the proxy's TCP mode (``chaosctl proxy --mode tcp``): TCP
+  faults on any protocol, through the same admin API;
 * :mod:`gameday.injector.transport` — ``FaultTransport`` / ``AsyncFaultTransport`` for httpx.
 """
 

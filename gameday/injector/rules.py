@@ -1,4 +1,8 @@
-"""Injection rules: one HTTP fault, the labels of the run that asked for it, and an expiry.
+"""Injection rules: one fault, the labels of the run that asked for it, and an expiry.
+
+Each proxy mode has its rule models (here for HTTP, :mod:`gameday.injector.tcp.rules` for TCP)
+on one base, and a :class:`RuleFormat` naming them, so the admin API, the rule store and the
+metrics serve both modes.
 
 A rule is what the proxy's admin API stores and what a transport's rules file lists. Input
 takes either a relative ``ttl`` (seconds) or an absolute ``expires_at`` (epoch seconds); the
@@ -13,12 +17,27 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Sequence
-from typing import Annotated, Any
+from dataclasses import dataclass
+from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from gameday.errors import RuleProblem as RuleProblem  # re-exported: the admin API uses it
-from gameday.faults import AbortFault, BandwidthFault, BlackholeFault, LatencyFault, ResetFault
+from gameday.faults import (
+    FAULT_KINDS,
+    AbortFault,
+    BandwidthFault,
+    BlackholeFault,
+    LatencyFault,
+    ResetFault,
+)
 from gameday.models import Target
 from gameday.records import Labels
 
@@ -32,12 +51,12 @@ RULE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 TARGET_PATTERN = r"^[A-Za-z0-9._/:-]{0,127}$"
 
 
-class Rule(BaseModel):
-    """One stored injection rule; it stops applying at ``expires_at`` (epoch seconds)."""
+class RuleBase(BaseModel):
+    """What a stored rule has in every proxy mode; each mode's rule narrows ``fault``."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     id: str = Field(pattern=RULE_ID_PATTERN, description="rule identifier")
-    fault: HttpFault
+    fault: Any
     labels: Labels
     target: str = Field("", pattern=TARGET_PATTERN, description="target name; empty: any")
     expires_at: float = Field(allow_inf_nan=False, description="epoch seconds of expiry")
@@ -47,8 +66,8 @@ class Rule(BaseModel):
         return now < self.expires_at
 
 
-class RuleInput(BaseModel):
-    """A rule as a client sends it: ``ttl`` or ``expires_at``, ``id`` and ``target`` optional."""
+class RuleInputBase(BaseModel):
+    """A rule as a client sends it, in every proxy mode: ``ttl`` or ``expires_at``."""
 
     model_config = ConfigDict(
         frozen=True,
@@ -56,7 +75,7 @@ class RuleInput(BaseModel):
         json_schema_extra={"oneOf": [{"required": ["ttl"]}, {"required": ["expires_at"]}]},
     )
     id: str | None = Field(None, pattern=RULE_ID_PATTERN, description="generated when absent")
-    fault: HttpFault
+    fault: Any
     labels: Labels
     target: str | None = Field(None, pattern=TARGET_PATTERN,
                                description="target name; absent: the injector's own")
@@ -65,10 +84,61 @@ class RuleInput(BaseModel):
                                      description="absolute expiry, epoch seconds")
 
     @model_validator(mode="after")
-    def _one_expiry(self) -> RuleInput:
+    def _one_expiry(self) -> RuleInputBase:
         if (self.ttl is None) == (self.expires_at is None):
             raise ValueError("give exactly one of 'ttl' or 'expires_at'")
         return self
+
+
+def http_only(fault: Any) -> Any:
+    """``fault`` unless it sets a field that only a TCP proxy acts on (an HTTP rule's check)."""
+    for name in fault.tcp_fields:
+        if getattr(fault, name) is not None:
+            raise ValueError(f"'{name}' applies to TCP proxies only (this injector speaks HTTP)")
+    return fault
+
+
+class Rule(RuleBase):
+    """One stored HTTP injection rule; it stops applying at ``expires_at`` (epoch seconds)."""
+
+    fault: HttpFault
+
+    @field_validator("fault")
+    @classmethod
+    def _http_only(cls, value: Any) -> Any:
+        return http_only(value)
+
+
+class RuleInput(RuleInputBase):
+    """An HTTP rule as a client sends it: ``ttl`` or ``expires_at``; ``id``, ``target`` optional."""
+
+    fault: HttpFault
+
+    @field_validator("fault")
+    @classmethod
+    def _http_only(cls, value: Any) -> Any:
+        return http_only(value)
+
+
+StoredRule = TypeVar("StoredRule", bound=RuleBase)
+
+
+@dataclass(frozen=True)
+class RuleFormat(Generic[StoredRule]):
+    """One proxy mode's rules: what the admin API reads and stores, and the kinds they take."""
+
+    protocol: str
+    rule: type[StoredRule]
+    input: type[RuleInputBase]
+    kinds: tuple[str, ...]
+
+    def build(self, item: RuleInputBase, now: float, *, max_ttl: float | None = None,
+              default_target: str = "") -> StoredRule:
+        """Input as a stored rule at ``now``; ``RuleProblem`` when the expiry is out of range."""
+        expires_at = expiry_of(item, now, max_ttl)
+        target = item.target if item.target is not None else default_target
+        return self.rule(id=item.id or new_rule_id(), fault=item.fault, labels=item.labels,
+                         target=target, expires_at=expires_at)
 
 
 def new_rule_id() -> str:
@@ -81,34 +151,39 @@ def target_name(target: Target) -> str:
     return f"{target.service}/{target.dependency}" if target.dependency else target.service
 
 
-def build_rule(item: RuleInput, now: float, *, max_ttl: float | None = None,
-               default_target: str = "") -> Rule:
-    """Turn input into a stored rule at ``now``; ``RuleProblem`` when the expiry is out of range."""
+def expiry_of(item: RuleInputBase, now: float, max_ttl: float | None) -> float:
+    """The epoch second a rule given at ``now`` expires; ``RuleProblem`` when out of range."""
     if item.ttl is not None:
         if max_ttl is not None and item.ttl > max_ttl:
             raise RuleProblem("ttl", f"{item.ttl:g}s is more than the maximum {max_ttl:g}s")
-        expires_at = now + item.ttl
-    else:
-        expires_at = float(item.expires_at or 0.0)
-        if expires_at <= now:
-            raise RuleProblem("expires_at", f"{expires_at:.3f} has already passed")
-        if max_ttl is not None and expires_at - now > max_ttl:
-            raise RuleProblem("expires_at", f"{expires_at - now:.0f}s from now is more than the "
-                                            f"maximum {max_ttl:g}s")
-    target = item.target if item.target is not None else default_target
-    return Rule(id=item.id or new_rule_id(), fault=item.fault, labels=item.labels,
-                target=target, expires_at=expires_at)
+        return now + item.ttl
+    expires_at = float(item.expires_at or 0.0)
+    if expires_at <= now:
+        raise RuleProblem("expires_at", f"{expires_at:.3f} has already passed")
+    if max_ttl is not None and expires_at - now > max_ttl:
+        raise RuleProblem("expires_at", f"{expires_at - now:.0f}s from now is more than the "
+                                        f"maximum {max_ttl:g}s")
+    return expires_at
+
+
+HTTP_RULES = RuleFormat("http", Rule, RuleInput, HTTP_FAULT_KINDS)
+
+
+def build_rule(item: RuleInput, now: float, *, max_ttl: float | None = None,
+               default_target: str = "") -> Rule:
+    """HTTP input as a stored rule at ``now``; ``RuleProblem`` when the expiry is out of range."""
+    return HTTP_RULES.build(item, now, max_ttl=max_ttl, default_target=default_target)
 
 
 def problems_of(exc: ValidationError, prefix: Sequence[str | int] = ()) -> list[RuleProblem]:
     """One ``RuleProblem`` per pydantic error, located by dotted path (union tags dropped)."""
     found = []
     for error in exc.errors(include_url=False):
-        loc = [*prefix, *(part for part in error["loc"] if part not in HTTP_FAULT_KINDS)]
+        loc = [*prefix, *(part for part in error["loc"] if part not in FAULT_KINDS)]
         found.append(RuleProblem(".".join(str(part) for part in loc) or "body", error["msg"]))
     return found
 
 
-def rule_json(rule: Rule) -> dict[str, Any]:
+def rule_json(rule: RuleBase) -> dict[str, Any]:
     """The rule as JSON data (what the admin API answers)."""
     return rule.model_dump(mode="json")

@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from gameday.errors import CatalogError, Problem
+from gameday.faults import protocol_problems
 from gameday.load.problems import display, validate
 from gameday.load.yaml_lines import Document, Path_, parse_yaml, read_text
 from gameday.models import Environment, Mission, Scenario, SignalTemplate
@@ -200,7 +201,21 @@ def _load_doc(one: _Read, catalog: Catalog, runbooks: bool) -> list[Problem]:
             catalog.sources[(label, key)] = here
         if value is not None:
             getattr(catalog, kind)[key] = value
+            _record_lines(catalog, kind, key, item, doc, base)
     return problems
+
+
+def _record_lines(catalog: Catalog, kind: str, name: str, item: dict[str, Any], doc: Document,
+                  base: Path_) -> None:
+    """Where a scenario's fault fields and an environment's endpoints are, for cross-checks."""
+    if kind == "scenarios" and isinstance(item.get("fault"), dict):
+        for field_name in item["fault"]:
+            catalog.sources[(f"fault.{field_name}", name)] = Source(
+                doc.file, doc.line_of((*base, "fault", field_name)))
+    elif kind == "environments" and isinstance(item.get("endpoints"), list):
+        for index in range(len(item["endpoints"])):
+            catalog.sources[("endpoint", f"{name}[{index}]")] = Source(
+                doc.file, doc.line_of((*base, "endpoints", index)))
 
 
 def _check_signal_names(item: dict[str, Any], doc: Document, base: Path_, entry: str | None,
@@ -254,4 +269,35 @@ def _cross_check(catalog: Catalog) -> list[Problem]:
                                     f"scenario {scenario.name!r} may not run in "
                                     f"{mission.environment!r} (allowed: "
                                     f"{', '.join(scenario.environments)})"))
+    return problems + _check_protocols(catalog)
+
+
+def _check_protocols(catalog: Catalog) -> list[Problem]:
+    """A scenario's fault must suit the protocol of each endpoint that would inject it.
+
+    An HTTP-only kind (an abort with a status) cannot go to a TCP endpoint, nor a TCP-only kind
+    to an HTTP one; nor a TCP field (``direction``…) to HTTP, nor a ``match`` to TCP. Reported
+    at the fault's line in the scenario, naming the endpoint.
+    """
+    problems = []
+    for name, scenario in catalog.scenarios.items():
+        for env_name in scenario.environments:
+            environment = catalog.environments.get(env_name)
+            if environment is None:
+                continue
+            endpoint = environment.endpoint_for(scenario.target)
+            if endpoint is None:
+                continue
+            index = environment.endpoints.index(endpoint)
+            at = catalog.sources.get(("endpoint", f"{env_name}[{index}]"))
+            target = f"{endpoint.service}/{endpoint.dependency}" if endpoint.dependency \
+                else endpoint.service
+            for field_name, message in protocol_problems(scenario.fault, endpoint.protocol):
+                where = (catalog.sources.get((f"fault.{field_name}", name))
+                         or catalog.sources.get(("fault.kind", name))
+                         or catalog.sources[("scenario", name)])
+                problems.append(Problem(
+                    where.file, where.line, f"scenario {name!r}", f"fault.{field_name}",
+                    f"{message} (environment {env_name!r}, endpoint {target}"
+                    f"{f' at {at}' if at else ''})"))
     return problems

@@ -6,7 +6,15 @@ from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
-from gameday.faults import FAULT_KINDS, Fault, Probability, Strict, with_overrides
+from gameday.faults import (
+    FAULT_KINDS,
+    MAX_BYTES,
+    MAX_SLICE,
+    Fault,
+    Probability,
+    Strict,
+    with_overrides,
+)
 from gameday.models.common import Slug, located
 from gameday.models.signals import GuardMap, SignalMap
 from gameday.models.targets import Target
@@ -14,7 +22,7 @@ from gameday.models.trigger import Trigger
 from gameday.units import Duration
 
 STEP_FIELDS = ("ms", "jitter_ms", "probability", "status", "kbps", "workers", "load_percent", "mb",
-               "count", "percent")
+               "count", "percent", "bytes", "size_bytes", "delay_ms")
 
 
 class Step(Strict):
@@ -31,6 +39,9 @@ class Step(Strict):
     mb: int | None = Field(None, gt=0, le=65_536)
     count: int | None = Field(None, ge=1)
     percent: float | None = Field(None, gt=0, le=100)
+    bytes: int | None = Field(None, ge=0, le=MAX_BYTES)
+    size_bytes: int | None = Field(None, ge=1, le=MAX_SLICE)
+    delay_ms: float | None = Field(None, ge=0, le=600_000)
 
     @field_validator("dwell")
     @classmethod
@@ -110,7 +121,7 @@ class Scenario(Strict):
                         f"{name}={new:g} is {word} than step {index}'s {old:g}: each step must "
                         "be at least as severe as the one before",
                     )
-        if self.fault.http and self.target.dependency is None:
+        if self.fault.protocols and self.target.dependency is None:
             raise located(
                 ("target", "dependency"),
                 f"fault kind {self.fault.kind!r} acts on calls: name the dependency",

@@ -35,6 +35,9 @@ class Endpoint(Strict):
     dependency: Slug | None = None
     driver: DriverKind
     admin_url: str | None = Field(None, pattern=r"^https?://", description="proxy admin API")
+    protocol: Literal["http", "tcp"] = Field(
+        "http", description="what the calls speak: http (the HTTP fault proxy, the httpx "
+        "transport, Chaos Mesh) or tcp (a proxy in TCP mode in front of a database or cache)")
     token: SecretField | None = Field(None, description="admin token, by reference")
     rules_file: str | None = Field(None, description="rules file the httpx transport reads")
     namespace: Slug | None = None
@@ -52,4 +55,7 @@ class Endpoint(Strict):
         for name in _DRIVER_NEEDS[self.driver]:
             if not getattr(self, name):
                 raise located((name,), f"driver {self.driver!r} needs {name!r}")
+        if self.protocol == "tcp" and self.driver != "proxy":
+            raise located(("protocol",), f"protocol 'tcp' needs driver 'proxy' (a proxy in TCP "
+                                         f"mode), not {self.driver!r}")
         return self

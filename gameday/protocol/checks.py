@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from gameday.faults import protocol_problems
 from gameday.models import Environment, Mission, Scenario
 
 
@@ -37,9 +38,14 @@ def refusals(request: Request, now: datetime) -> list[str]:
         allowed = ", ".join(env.allowed_targets) or "none"
         reasons.append(f"target {scenario.target.service!r} is not in {env.name!r}'s "
                        f"allowed_targets ({allowed})")
-    if env.endpoint_for(scenario.target) is None:
+    endpoint = env.endpoint_for(scenario.target)
+    if endpoint is None:
         reasons.append(f"environment {env.name!r} has no endpoint for "
                        f"{_target(request)}: add one under endpoints")
+    else:
+        for name, message in protocol_problems(scenario.fault, endpoint.protocol):
+            reasons.append(f"fault.{name}: {message} (the endpoint for {_target(request)} in "
+                           f"{env.name!r})")
     if env.requesters and request.requester not in env.requesters:
         reasons.append(f"requester {request.requester or '(none)'!r} is not allowed in "
                        f"{env.name!r} (allowed: {', '.join(env.requesters)})")

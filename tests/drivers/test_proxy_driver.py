@@ -1,4 +1,5 @@
-"""The proxy driver against a real ``chaosctl proxy``: the shared contract, and its errors."""
+"""The proxy driver against a real ``chaosctl proxy``, in both modes: the shared contract, and
+its errors."""
 
 from __future__ import annotations
 
@@ -13,11 +14,12 @@ from gameday import procs
 from gameday.drivers import DRIVERS, driver_for
 from gameday.drivers.proxy import ProxyDriver
 from gameday.errors import ConfigError, DriverError, DriverUnreachable
-from gameday.faults import AbortFault, CpuFault, LatencyFault
+from gameday.faults import AbortFault, CpuFault, LatencyFault, LimitDataFault, TimeoutFault
 from gameday.models import Endpoint, Target
 from gameday.records import FaultSpec, Labels
 from tests.contract import check_driver_contract
 from tests.injector.conftest import TOKEN, Proxy, start_proxy, start_upstream
+from tests.injector.tcp_servers import echo_and_proxy
 
 pytestmark = pytest.mark.integration
 
@@ -44,6 +46,13 @@ def proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]:
         procs.stop(upstream.pid)
 
 
+@pytest.fixture(scope="module")
+def tcp_proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]:
+    """A proxy in TCP mode (with token) in front of an echo upstream."""
+    with echo_and_proxy(tmp_path_factory.mktemp("tcp-proxy-driver")) as (_, running):
+        yield running
+
+
 def test_driver_contract(proxy: Proxy) -> None:
     """apply → found by a fresh driver → revert twice → nothing active."""
     handle = check_driver_contract(lambda: ProxyDriver(proxy.admin_url, TOKEN),
@@ -51,6 +60,32 @@ def test_driver_contract(proxy: Proxy) -> None:
     assert handle.driver == "proxy"
     assert handle.fault == "latency 20ms"
     assert proxy.rules() == []
+
+
+@pytest.mark.parametrize("fault, summary", [
+    (LatencyFault(ms=20), "latency 20ms downstream"),
+    (TimeoutFault(ms=500, direction="both"), "timeout 500ms on 100% both"),
+    (LimitDataFault(bytes=1000, probability=0.5), "limit_data 1000 bytes on 50% downstream"),
+])
+def test_driver_contract_in_tcp_mode(tcp_proxy: Proxy, fault: object, summary: str) -> None:
+    """The same contract against a TCP proxy, with shared and TCP-only kinds."""
+    driver = ProxyDriver(tcp_proxy.admin_url, TOKEN)
+    assert driver.mode() == "tcp"
+    handle = check_driver_contract(lambda: ProxyDriver(tcp_proxy.admin_url, TOKEN), spec(fault))
+    assert handle.fault == summary
+    assert tcp_proxy.rules() == []
+
+
+def test_each_mode_refuses_the_other_modes_faults(proxy: Proxy, tcp_proxy: Proxy) -> None:
+    """abort to a TCP proxy, limit_data or a direction to an HTTP proxy: DriverError, unsent."""
+    with pytest.raises(DriverError, match=r"tcp mode: fault.kind: .*allowed: latency, reset"):
+        ProxyDriver(tcp_proxy.admin_url, TOKEN).apply(spec(AbortFault()), ttl=5)
+    http = ProxyDriver(proxy.admin_url, TOKEN)
+    with pytest.raises(DriverError, match=r"http mode: fault\.kind"):
+        http.apply(spec(LimitDataFault(bytes=10)), ttl=5)
+    with pytest.raises(DriverError, match=r"fault\.direction: applies to TCP endpoints only"):
+        http.apply(spec(LatencyFault(ms=5, direction="upstream")), ttl=5)
+    assert proxy.rules() == [] and tcp_proxy.rules() == []
 
 
 def test_applied_fault_reaches_traffic_and_expires(proxy: Proxy) -> None:

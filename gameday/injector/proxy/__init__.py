@@ -34,6 +34,14 @@ exchange), ``dataplane`` (their shared state and the upstream pool), ``limits``,
 ``server`` (wiring).
 """
 
-from gameday.injector.proxy.server import ProxyConfig, parse_address, parse_upstream, run, serve
+from gameday.injector.proxy.server import (
+    ProxyConfig,
+    parse_address,
+    parse_tcp_upstream,
+    parse_upstream,
+    run,
+    serve,
+)
 
-__all__ = ["ProxyConfig", "parse_address", "parse_upstream", "run", "serve"]
+__all__ = ["ProxyConfig", "parse_address", "parse_tcp_upstream", "parse_upstream", "run",
+           "serve"]

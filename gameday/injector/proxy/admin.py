@@ -1,7 +1,8 @@
 """The proxy's admin API: JSON over HTTP/1.1 on its own port (asyncio streams).
 
 ====================  =======================================================================
-``GET /health``       200 ``{"status": "ok", "rules": n, "upstream": ..., "target": ...}``
+``GET /health``       200 ``{"status": "ok", "mode": "http"|"tcp", "rules": n, "upstream": ...,
+                      "target": ...}``
 ``GET /rules``        ``{"rules": [rule, ...]}``; ``?run=X`` lists one run's rules only
 ``PUT /rules``        body ``{"rules": [input, ...]}``: atomic replace (all valid, or none
                       applied); 200 ``{"rules": [rule, ...]}``
@@ -18,6 +19,9 @@ stored rule has ``id``, ``fault``, ``labels``, ``target`` and ``expires_at``. In
 answered 400 with ``{"error": ..., "field": "rules.0.fault.ms", "problems": [...]}`` and
 changes nothing. With a token configured, ``/rules`` needs ``Authorization: Bearer TOKEN``
 (401 otherwise); ``/health``, ``/metrics`` and ``/openapi.json`` stay open.
+
+Both proxy modes serve this API; the :class:`~gameday.injector.rules.RuleFormat` it is given
+says which rules it takes (HTTP faults, or TCP faults) and ``/openapi.json`` describes those.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import Any
+from typing import Any, Generic
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -40,7 +44,13 @@ from gameday.injector.proxy.http1 import Head, ParseError, parse_request
 from gameday.injector.proxy.metrics import ProxyMetrics
 from gameday.injector.proxy.openapi import openapi_document
 from gameday.injector.proxy.store import RuleStore
-from gameday.injector.rules import Rule, RuleInput, RuleProblem, build_rule, problems_of, rule_json
+from gameday.injector.rules import (
+    RuleFormat,
+    RuleProblem,
+    StoredRule,
+    problems_of,
+    rule_json,
+)
 
 MAX_BODY = 1024 * 1024
 _IDLE = 60.0
@@ -67,19 +77,21 @@ def _invalid(problems: list[RuleProblem]) -> Reply:
                        "problems": [{"field": p.field, "message": p.message} for p in problems]})
 
 
-class AdminAPI:
+class AdminAPI(Generic[StoredRule]):
     """Routes admin requests to the rule store; auth, validation and limits live here."""
 
-    def __init__(self, store: RuleStore, metrics: ProxyMetrics, *, token: str | None,
-                 max_ttl: float, target: str, upstream: str) -> None:
+    def __init__(self, store: RuleStore[StoredRule], metrics: ProxyMetrics, *,
+                 rules: RuleFormat[StoredRule], token: str | None, max_ttl: float, target: str,
+                 upstream: str) -> None:
         self.store = store
+        self.format = rules
         self.metrics = metrics
         self._token = token.encode() if token else None
         self.max_ttl = max_ttl
         self.target = target
         self.upstream = upstream
         self.started = time.time()
-        self._openapi = json.dumps(openapi_document(max_ttl)).encode()
+        self._openapi = json.dumps(openapi_document(max_ttl, rules)).encode()
 
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Serve one admin connection (keep-alive) until it closes or idles out."""
@@ -185,7 +197,8 @@ class AdminAPI:
                      Allow="GET, PUT, POST, DELETE")
 
     def _health(self) -> Reply:
-        return _json(200, {"status": "ok", "rules": len(self.store.snapshot),
+        return _json(200, {"status": "ok", "mode": self.format.protocol,
+                           "rules": len(self.store.snapshot),
                            "upstream": self.upstream, "target": self.target,
                            "max_ttl": self.max_ttl, "version": __version__,
                            "uptime_s": round(time.time() - self.started, 3)})
@@ -204,9 +217,9 @@ class AdminAPI:
             return None, _invalid([RuleProblem("body", f"not valid JSON: {exc}")])
 
     def _build(self, data: Any, prefix: tuple[str | int, ...], now: float
-               ) -> tuple[Rule | None, list[RuleProblem]]:
+               ) -> tuple[StoredRule | None, list[RuleProblem]]:
         try:
-            item = RuleInput.model_validate(data)
+            item = self.format.input.model_validate(data)
         except ValidationError as exc:
             return None, problems_of(exc, prefix)
         where = ".".join(str(part) for part in prefix)
@@ -217,7 +230,8 @@ class AdminAPI:
         if not item.target:
             item = item.model_copy(update={"target": None})
         try:
-            rule = build_rule(item, now, max_ttl=self.max_ttl, default_target=self.target)
+            rule = self.format.build(item, now, max_ttl=self.max_ttl,
+                                     default_target=self.target)
         except RuleProblem as problem:
             return None, [RuleProblem(f"{dotted}{problem.field}", problem.message)]
         return rule, []
@@ -230,7 +244,7 @@ class AdminAPI:
                 data["rules"], list):
             return _invalid([RuleProblem("rules", 'expected {"rules": [rule, ...]}')])
         now = time.time()
-        rules: list[Rule] = []
+        rules: list[StoredRule] = []
         problems: list[RuleProblem] = []
         seen: set[str] = set()
         for index, item in enumerate(data["rules"]):

@@ -12,7 +12,7 @@ import random
 from gameday.injector.proxy.client import ClientConn
 from gameday.injector.proxy.limits import Limits
 from gameday.injector.proxy.metrics import ProxyMetrics
-from gameday.injector.proxy.store import RuleStore
+from gameday.injector.proxy.store import HttpRuleStore
 from gameday.injector.proxy.upstream import UpstreamPool
 
 
@@ -20,7 +20,7 @@ class DataPlane:
     """Shared state of every client connection: pool, rules, metrics, RNG."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, upstream: tuple[str, int],
-                 store: RuleStore, metrics: ProxyMetrics, rng: random.Random,
+                 store: HttpRuleStore, metrics: ProxyMetrics, rng: random.Random,
                  limits: Limits | None = None) -> None:
         self.loop = loop
         self.upstream_url = f"http://{upstream[0]}:{upstream[1]}"

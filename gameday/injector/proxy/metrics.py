@@ -9,20 +9,20 @@ from __future__ import annotations
 
 import bisect
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from gameday.injector.rules import Rule
+from gameday.injector.rules import RuleBase
 
 RULE_LABELS = ("run", "scenario", "environment", "fault", "target")
 _LATENCY_BUCKETS = (.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30)
 _DELAY_BUCKETS = (.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60)
 
 
-def rule_labels(rule: Rule) -> tuple[str, str, str, str, str]:
+def rule_labels(rule: RuleBase) -> tuple[str, str, str, str, str]:
     """The metric label values of ``rule``, in ``RULE_LABELS`` order."""
     labels = rule.labels
     return (labels.run, labels.scenario, labels.environment, rule.fault.kind, rule.target)
@@ -65,9 +65,9 @@ class RequestStats(Collector):
 
 
 class ProxyMetrics:
-    """Every metric the proxy exports."""
+    """Every metric the proxy exports; ``http=False`` (TCP mode) leaves out the request stats."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, http: bool = True) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         registry = self.registry
         self.active = Gauge("chaos_active", "Active fault rules", RULE_LABELS,
@@ -75,33 +75,38 @@ class ProxyMetrics:
         self.expiry = Gauge("chaos_fault_expiry_timestamp_seconds",
                             "Epoch seconds at which an active fault rule expires by itself",
                             RULE_LABELS, registry=registry)
+        unit = "request" if http else "chunk"  # TCP mode delays each chunk of a stream
         self.injected = Counter("chaos_faults_injected_total",
-                                "Requests a fault rule fired on", RULE_LABELS, registry=registry)
+                                "Requests (TCP: connections) a fault rule fired on", RULE_LABELS,
+                                registry=registry)
         self.requests = RequestStats()
-        registry.register(self.requests)
+        if http:
+            registry.register(self.requests)
         self.delay_requested = Histogram("chaos_delay_requested_seconds",
-                                         "Delay a latency rule asked for, per request",
+                                         f"Delay a latency rule asked for, per {unit}",
                                          buckets=_DELAY_BUCKETS, registry=registry)
         self.delay_applied = Histogram("chaos_delay_applied_seconds",
-                                       "Delay actually applied, per request",
+                                       f"Delay actually applied, per {unit}",
                                        buckets=_DELAY_BUCKETS, registry=registry)
         self.upstream_errors = Counter("chaos_proxy_upstream_errors_total",
-                                       "Requests that failed to reach the upstream",
-                                       registry=registry)
+                                       "Requests (TCP: connections) that failed to reach the "
+                                       "upstream", registry=registry)
         self.limit_hits = Counter("chaos_proxy_limit_hits_total",
                                   "Exchanges cut by a deadline or refused by the connection cap",
                                   ["limit"], registry=registry)
-        # One child per limit up front: a limit never hit reads 0, not "no data".
-        self.head_timeouts = self.limit_hits.labels("head_timeout")
-        self.body_timeouts = self.limit_hits.labels("body_timeout")
-        self.upstream_timeouts = self.limit_hits.labels("upstream_timeout")
+        # One child per limit up front: a limit never hit reads 0, not "no data". TCP mode
+        # has the connection cap only.
+        if http:
+            self.head_timeouts = self.limit_hits.labels("head_timeout")
+            self.body_timeouts = self.limit_hits.labels("body_timeout")
+            self.upstream_timeouts = self.limit_hits.labels("upstream_timeout")
         self.refused = self.limit_hits.labels("max_connections")
 
     def count(self, code: int | str, seconds: float) -> None:
         """Count one answered request that took ``seconds``."""
         self.requests.observe(str(code), seconds)
 
-    def rules_changed(self, before: list[Rule], after: list[Rule]) -> None:
+    def rules_changed(self, before: Sequence[RuleBase], after: Sequence[RuleBase]) -> None:
         """Set the rule gauges from the rule sets before and after a change."""
         counts: dict[tuple[str, str, str, str, str], int] = {}
         for rule in after:

@@ -1,4 +1,4 @@
-"""The admin API's OpenAPI 3.1 description, its schemas taken from the rule models."""
+"""The admin API's OpenAPI 3.1 description, its schemas taken from the mode's rule models."""
 
 from __future__ import annotations
 
@@ -6,20 +6,23 @@ import copy
 from typing import Any
 
 from gameday import __version__
-from gameday.injector.rules import HTTP_FAULT_KINDS, Rule, RuleInput
+from gameday.injector.rules import HTTP_RULES, RuleFormat
 
 _REF = "#/components/schemas/{model}"
 
 
-def _schemas(max_ttl: float) -> dict[str, Any]:
+def _schemas(max_ttl: float, rules: RuleFormat[Any]) -> dict[str, Any]:
     schemas: dict[str, Any] = {}
-    for model, mode in ((RuleInput, "validation"), (Rule, "serialization")):
+    # Named RuleInput and Rule whatever the mode's model classes are called.
+    for name, model, mode in (("RuleInput", rules.input, "validation"),
+                              ("Rule", rules.rule, "serialization")):
         schema = model.model_json_schema(ref_template=_REF, mode=mode)  # type: ignore[arg-type]
         schemas.update(schema.pop("$defs", {}))
-        schemas[model.__name__] = schema
+        schema["title"] = name
+        schemas[name] = schema
     for name, schema in schemas.items():
         kind = schema.get("properties", {}).get("kind", {}).get("const")
-        if name.endswith("Fault") and kind in HTTP_FAULT_KINDS:
+        if name.endswith("Fault") and kind in rules.kinds:
             # The union is told apart by ``kind``: on input it may not be left out.
             schema["required"] = sorted({*schema.get("required", []), "kind"})
     ttl = schemas["RuleInput"]["properties"]["ttl"]
@@ -49,6 +52,7 @@ def _schemas(max_ttl: float) -> dict[str, Any]:
                     "properties": {"removed": {"type": "integer", "minimum": 0}}},
         "Health": {"type": "object", "required": ["status"],
                    "properties": {"status": {"type": "string", "enum": ["ok"]},
+                                  "mode": {"type": "string", "enum": ["http", "tcp"]},
                                   "rules": {"type": "integer"}, "upstream": {"type": "string"},
                                   "target": {"type": "string"}, "max_ttl": {"type": "number"},
                                   "version": {"type": "string"},
@@ -70,8 +74,8 @@ _RUN = {"name": "run", "in": "query", "schema": {"type": "string"},
         "description": "only rules with this run label"}
 
 
-def openapi_document(max_ttl: float) -> dict[str, Any]:
-    """The OpenAPI document; ``max_ttl`` bounds the ``ttl`` the schema allows."""
+def openapi_document(max_ttl: float, rules: RuleFormat[Any] = HTTP_RULES) -> dict[str, Any]:
+    """The OpenAPI document of a proxy taking ``rules``; ``max_ttl`` bounds the ``ttl``."""
     secured: list[dict[str, list[str]]] = [{"bearer": []}]
     paths: dict[str, Any] = {
         "/health": {"get": {"summary": "Liveness", "operationId": "health", "security": [],
@@ -119,12 +123,14 @@ def openapi_document(max_ttl: float) -> dict[str, Any]:
     }
     return {
         "openapi": "3.1.0",
-        "info": {"title": "gameday proxy admin API", "version": __version__,
-                 "description": "Fault rules of one gameday sidecar proxy. Rules expire by "
-                                "themselves at expires_at; ttl may not exceed max_ttl."},
+        "info": {"title": f"gameday proxy admin API ({rules.protocol} mode)",
+                 "version": __version__,
+                 "description": f"Fault rules of one gameday sidecar proxy in {rules.protocol} "
+                                "mode. Rules expire by themselves at expires_at; ttl may not "
+                                "exceed max_ttl."},
         "paths": copy.deepcopy(paths),
         "components": {
-            "schemas": _schemas(max_ttl),
+            "schemas": _schemas(max_ttl, rules),
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
     }

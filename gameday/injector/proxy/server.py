@@ -1,4 +1,8 @@
-"""Wiring of the proxy process: listeners, rule store, timers, signals, event loop."""
+"""Wiring of the proxy process: listeners, rule store, timers, signals, event loop.
+
+``host`` is shared by both modes: each mode's ``serve`` builds its data plane and hands it over
+as a :class:`Plane`.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,9 @@ import ipaddress
 import random
 import secrets
 import signal
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from gameday.errors import ConfigError, InjectorError
@@ -17,13 +23,16 @@ from gameday.injector.proxy.dataplane import DataPlane
 from gameday.injector.proxy.http1 import MAX_HEAD
 from gameday.injector.proxy.limits import Limits
 from gameday.injector.proxy.metrics import ProxyMetrics
-from gameday.injector.proxy.store import RuleStore, log_event
-from gameday.injector.rules import TARGET_PATTERN
+from gameday.injector.proxy.store import HttpRuleStore, RuleStore, log_event
+from gameday.injector.rules import HTTP_RULES, TARGET_PATTERN, RuleFormat
 
 
 @dataclass(frozen=True)
 class ProxyConfig:
-    """Everything the proxy process needs; ``token=None`` means no admin auth (loopback only)."""
+    """Everything the proxy process needs; ``token=None`` means no admin auth (loopback only).
+
+    In ``tcp`` mode only ``limits.max_connections`` of the limits applies.
+    """
 
     listen: tuple[str, int]
     upstream: tuple[str, int]
@@ -33,6 +42,7 @@ class ProxyConfig:
     token: str | None = None
     seed: int | None = None
     limits: Limits = field(default_factory=Limits)
+    mode: Literal["http", "tcp"] = "http"
 
     def __post_init__(self) -> None:
         import re
@@ -64,6 +74,14 @@ def parse_address(text: str, option: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+def parse_tcp_upstream(text: str) -> tuple[str, int]:
+    """TCP mode's ``--upstream HOST:PORT`` → ``(host, port)``; a URL is a ``ConfigError``."""
+    if "/" in text:
+        raise ConfigError(f"--upstream {text!r}: expected HOST:PORT in TCP mode, e.g. "
+                          "127.0.0.1:5432 (a URL is for HTTP mode)")
+    return parse_address(text, "--upstream")
+
+
 def parse_upstream(url: str) -> tuple[str, int]:
     """``http://HOST:PORT`` → ``(host, port)`` (port 80 when left out)."""
     parts = urlsplit(url)
@@ -78,16 +96,50 @@ def parse_upstream(url: str) -> tuple[str, int]:
     return parts.hostname, port
 
 
+@dataclass(frozen=True)
+class Plane:
+    """What a data plane hands the process wiring: its rules, metrics and listener."""
+
+    store: RuleStore[Any]
+    metrics: ProxyMetrics
+    rules: RuleFormat[Any]
+    #: How ``/health`` and the logs name the upstream.
+    upstream: str
+    #: A protocol object per accepted client connection.
+    protocol: Callable[[], asyncio.BaseProtocol]
+    close: Callable[[], None]
+    #: Runs for as long as the proxy does (the idle sweep), if the plane has such work.
+    background: Callable[[], Coroutine[Any, Any, None]] | None = None
+
+
+def seed_of(config: ProxyConfig) -> int:
+    """The RNG seed: the configured one, or a fresh random one (logged at start)."""
+    return config.seed if config.seed is not None else secrets.randbits(32)
+
+
 async def serve(config: ProxyConfig, stop: asyncio.Event | None = None) -> None:
-    """Run the proxy until ``stop`` is set (or SIGTERM/SIGINT arrives)."""
+    """Run the HTTP proxy until ``stop`` is set (or SIGTERM/SIGINT arrives)."""
     loop = asyncio.get_running_loop()
-    seed = config.seed if config.seed is not None else secrets.randbits(32)
+    seed = seed_of(config)
     metrics = ProxyMetrics()
-    store = RuleStore(loop, metrics)
+    store = HttpRuleStore(loop, metrics)
     plane = DataPlane(loop, config.upstream, store, metrics, random.Random(seed), config.limits)
-    upstream = f"http://{config.upstream[0]}:{config.upstream[1]}"
-    admin = AdminAPI(store, metrics, token=config.token, max_ttl=config.max_ttl,
-                     target=config.target, upstream=upstream)
+
+    async def sweep() -> None:
+        while True:
+            await asyncio.sleep(plane.sweep_every)
+            plane.sweep()
+
+    await host(config, Plane(store, metrics, HTTP_RULES, plane.upstream_url, plane.protocol,
+                             plane.close, sweep), seed, stop)
+
+
+async def host(config: ProxyConfig, plane: Plane, seed: int,
+               stop: asyncio.Event | None = None) -> None:
+    """Serve ``plane`` on ``--listen`` and its admin API on ``--admin`` until ``stop``."""
+    loop = asyncio.get_running_loop()
+    admin = AdminAPI(plane.store, plane.metrics, rules=plane.rules, token=config.token,
+                     max_ttl=config.max_ttl, target=config.target, upstream=plane.upstream)
     try:
         data_server = await loop.create_server(plane.protocol, *config.listen,
                                                backlog=min(4096, config.limits.max_connections),
@@ -102,24 +154,20 @@ async def serve(config: ProxyConfig, stop: asyncio.Event | None = None) -> None:
             loop.add_signal_handler(sig, stop.set)
     listen_port = data_server.sockets[0].getsockname()[1]
     admin_port = admin_server.sockets[0].getsockname()[1]
-    log_event("listening", listen=f"{config.listen[0]}:{listen_port}",
-              admin=f"{config.admin[0]}:{admin_port}", upstream=upstream, target=config.target,
-              max_ttl=config.max_ttl, seed=seed, auth=bool(config.token),
+    log_event("listening", mode=plane.rules.protocol,
+              listen=f"{config.listen[0]}:{listen_port}",
+              admin=f"{config.admin[0]}:{admin_port}", upstream=plane.upstream,
+              target=config.target, max_ttl=config.max_ttl, seed=seed, auth=bool(config.token),
               loop=type(loop).__module__.split(".")[0])
-
-    async def sweep() -> None:
-        while True:
-            await asyncio.sleep(plane.sweep_every)
-            plane.sweep()
-
-    sweeper = loop.create_task(sweep())
+    background = loop.create_task(plane.background()) if plane.background else None
     try:
         await stop.wait()
     finally:
-        sweeper.cancel()
+        if background is not None:
+            background.cancel()
         data_server.close()
         admin_server.close()
-        store.close()
+        plane.store.close()
         plane.close()
         log_event("stopped")
 
@@ -135,12 +183,16 @@ def raise_fd_limit(wanted: int = 65536) -> None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
-def run(config: ProxyConfig) -> None:
-    """Run the proxy in this process (uvloop when installed) until a signal stops it."""
+def run(config: ProxyConfig,
+        serve_with: Callable[[ProxyConfig], Coroutine[Any, Any, None]] = serve) -> None:
+    """Run the proxy in this process (uvloop when installed) until a signal stops it.
+
+    ``serve_with`` is the mode's ``serve`` (HTTP's here, TCP's in ``gameday.injector.tcp``).
+    """
     raise_fd_limit()
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a dependency where it builds
-        asyncio.run(serve(config))
+        asyncio.run(serve_with(config))
         return
-    uvloop.run(serve(config))
+    uvloop.run(serve_with(config))

@@ -7,7 +7,8 @@ never fires after its expiry even if the timer is a millisecond late.
 
 Whatever removes a rule (expiry, ``DELETE``, a ``PUT`` that leaves it out or changes it) calls
 ``on_ended`` with the ids that ended, so the data plane lets go at once of what they hold;
-adding one calls ``on_started``, so open WebSocket tunnels meet the new rule.
+adding one calls ``on_started``, so open WebSocket tunnels (and, in TCP mode, every open
+connection) meet the new rule.
 """
 
 from __future__ import annotations
@@ -17,11 +18,11 @@ import json
 import sys
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Generic
 
 from gameday.injector.proxy.metrics import ProxyMetrics
 from gameday.injector.proxy.screen import Screens
-from gameday.injector.rules import Rule, rule_json
+from gameday.injector.rules import Rule, StoredRule, rule_json
 
 
 def log_event(event: str, **fields: Any) -> None:
@@ -31,34 +32,35 @@ def log_event(event: str, **fields: Any) -> None:
     sys.stdout.flush()
 
 
-class RuleStore:
-    """Rules by id, in the order they were added (later is newer); expiry by timers."""
+class RuleStore(Generic[StoredRule]):
+    """Rules by id, in the order they were added (later is newer); expiry by timers.
+
+    One store serves either proxy mode: it holds that mode's rule model.
+    """
 
     def __init__(self, loop: asyncio.AbstractEventLoop, metrics: ProxyMetrics,
                  log: Callable[..., None] = log_event) -> None:
         self._loop = loop
         self._metrics = metrics
         self._log = log
-        self._rules: dict[str, Rule] = {}
+        self._rules: dict[str, StoredRule] = {}
         self._timers: dict[str, asyncio.TimerHandle] = {}
         #: The current rules as a tuple, replaced (never mutated) on every change.
-        self.snapshot: tuple[Rule, ...] = ()
-        #: The snapshot's screens (see ``screen.py``).
-        self.screens = Screens()
+        self.snapshot: tuple[StoredRule, ...] = ()
         #: Called with the ids of rules that ended (gone, or replaced by a different rule).
         self.on_ended: Callable[[set[str]], None] | None = None
         #: Called when a rule started (new, or replacing a different one).
         self.on_started: Callable[[], None] | None = None
 
-    def rules(self, run: str | None = None) -> list[Rule]:
+    def rules(self, run: str | None = None) -> list[StoredRule]:
         """The stored rules, optionally only ``run``'s."""
         return [rule for rule in self._rules.values() if run is None or rule.labels.run == run]
 
-    def get(self, rule_id: str) -> Rule | None:
+    def get(self, rule_id: str) -> StoredRule | None:
         """The rule with ``rule_id``, if stored."""
         return self._rules.get(rule_id)
 
-    def add(self, rule: Rule) -> None:
+    def add(self, rule: StoredRule) -> None:
         """Store ``rule`` (its id must be new) and start its timer."""
         before = list(self._rules.values())
         self._rules[rule.id] = rule
@@ -66,7 +68,7 @@ class RuleStore:
         self._changed(before)
         self._log("started", rule=rule_json(rule))
 
-    def replace(self, rules: Iterable[Rule]) -> None:
+    def replace(self, rules: Iterable[StoredRule]) -> None:
         """Replace every rule at once (ids must be unique)."""
         before = list(self._rules.values())
         for handle in self._timers.values():
@@ -119,7 +121,7 @@ class RuleStore:
                 self._log(event, rule=rule_json(rule), **extra)
         return len(gone)
 
-    def _schedule(self, rule: Rule) -> None:
+    def _schedule(self, rule: StoredRule) -> None:
         delay = max(0.0, rule.expires_at - time.time())
         self._timers[rule.id] = self._loop.call_later(delay, self._expire, rule.id)
 
@@ -134,9 +136,12 @@ class RuleStore:
         self._timers.pop(rule_id, None)
         self._drop([rule_id], "expired", "ttl")
 
-    def _changed(self, before: list[Rule]) -> None:
+    def _indexed(self) -> None:
+        """Derive from a new snapshot what the data plane reads on its hot path (nothing here)."""
+
+    def _changed(self, before: list[StoredRule]) -> None:
         self.snapshot = tuple(self._rules.values())
-        self.screens = Screens.of(self.snapshot)
+        self._indexed()
         self._metrics.rules_changed(before, list(self.snapshot))
         rules = self._rules
         ended = {rule.id for rule in before if rules.get(rule.id) != rule}
@@ -144,3 +149,15 @@ class RuleStore:
             self.on_ended(ended)
         if self.on_started is not None and len(rules) > len(before) - len(ended):
             self.on_started()  # more rules now than survived the change: some are new
+
+
+class HttpRuleStore(RuleStore[Rule]):
+    """The HTTP mode's store: it also keeps the snapshot's screens (see ``screen.py``)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, metrics: ProxyMetrics,
+                 log: Callable[..., None] = log_event) -> None:
+        super().__init__(loop, metrics, log)
+        self.screens = Screens()
+
+    def _indexed(self) -> None:
+        self.screens = Screens.of(self.snapshot)

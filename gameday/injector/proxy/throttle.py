@@ -39,6 +39,11 @@ class Throttle:
         if self._timer is None:
             self._pump()
 
+    def set_rate(self, rate: float) -> None:
+        """Pace what follows at ``rate`` bytes per second (the rule was replaced)."""
+        self.rate = rate
+        self._slice = max(256, int(rate * SLICE_SECONDS))
+
     def cancel(self) -> None:
         """Drop what is queued (the connection closed)."""
         if self._timer is not None:
