@@ -4,6 +4,10 @@ prepare → escalate severity → observe → rollback → learn. Rollback runs 
 in ``finally`` (end, guard abort, exception, SIGTERM, Ctrl-C) and in the crash and
 cancellation hooks, which revert from the journal and the drivers because they may run in
 another process.
+
+SIGINT and SIGTERM (``chaosctl stop``, Ctrl-C, a worker cancelling the run) stop the phase in
+progress (``orchestration.signals``); the flow rolls back, records "cancelled by signal …"
+and returns Cancelled, so Prefect ends the run Cancelled rather than Crashed.
 """
 
 from __future__ import annotations
@@ -16,17 +20,17 @@ from collections.abc import AsyncIterator
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any
 
-from prefect import flow, get_run_logger
+from prefect import flow, get_client, get_run_logger
 from prefect.client.schemas.objects import FlowRun, State
 from prefect.exceptions import MissingContextError
 from prefect.runtime import deployment as current_deployment
 from prefect.runtime import flow_run as current_run
-from prefect.states import Failed
+from prefect.states import Cancelled, Failed
 from pydantic import Field, WithJsonSchema
 
 from blocks import load_environment
 from gameday.errors import GameDayError, RefusedError
-from gameday.journal import Journal, RunEndedEvent, read_journal
+from gameday.journal import Journal, RunEndedEvent, StepStartedEvent, read_journal
 from gameday.load import load_default, load_mission
 from gameday.notes import CancelledNote, ErrorNote
 from gameday.notify import RecoveryNotice, RollbackFailedNotice, RollbackNotice
@@ -34,14 +38,14 @@ from gameday.paths import journal_path
 from gameday.protocol.checks import Request
 from gameday.protocol.context import RunContext
 from gameday.protocol.escalate import Escalation
-from gameday.protocol.learn import summary_notice, write_postmortem
-from gameday.protocol.observe import Observation
+from gameday.protocol.learn import learn, summary_notice, write_postmortem
 from gameday.protocol.outcome import Outcome, decide
 from gameday.protocol.prepare import open_run
 from gameday.protocol.reap import tell_rollback
 from gameday.protocol.rollback import RollbackResult
 from gameday.protocol.signoff import await_sign_off, needs_sign_off
 from gameday.protocol.summary import RunSummary, dry_run_plan
+from orchestration.signals import Stop, stop_signals, stoppable
 from orchestration.signoff import pause_for_sign_off
 from tasks.escalate import escalate_phase
 from tasks.learn import learn_phase
@@ -149,34 +153,48 @@ async def game_day(
         sign_off_timeout: Seconds to wait for a second person when the ladder reaches the
             environment's sign-off severity; then the run ends with nothing injected.
     """
-    run = str(current_run.id or uuid.uuid4())
-    catalog = load_default()
-    chosen = catalog.scenario(str(scenario))
-    planned = load_mission(mission, catalog) if mission else None
-    # 0 and "" are the form's "the scenario's own"; the protocol speaks of None.
-    request = Request(chosen, load_environment(environment), requester or None,
-                      max_severity or None, duration or None, allow_production, planned)
-    try:
-        ctx = open_run(run, request, catalog.signals)
-    except RefusedError as exc:
-        return _refused(run, request, str(exc))
-    ctx.progress = _progress_printer()
-    try:
-        async with _one_per_environment(ctx, dry_run):
-            prepared = await prepare_phase(ctx, lock_wait=lock_wait, dry_run=dry_run)
-            if isinstance(prepared, Refusal):
-                _end(ctx, Outcome("refused", None, None, prepared.reason))
-                return _refused(run, request, prepared.reason)
-            if dry_run:
-                return _dry_run_summary(ctx)
-            if needs_sign_off(ctx):
-                decision = await await_sign_off(ctx, sign_off_timeout, pause_for_sign_off)
-                if not decision.granted:
-                    _end(ctx, Outcome("refused", None, None, decision.reason))
-                    return _refused(run, request, decision.reason)
-            return await _run_ladder(ctx)
-    finally:
-        ctx.close()
+    with stop_signals() as stop:
+        run = str(current_run.id or uuid.uuid4())
+        catalog = load_default()
+        chosen = catalog.scenario(str(scenario))
+        planned = load_mission(mission, catalog) if mission else None
+        # 0 and "" are the form's "the scenario's own"; the protocol speaks of None.
+        request = Request(chosen, load_environment(environment), requester or None,
+                          max_severity or None, duration or None, allow_production, planned)
+        try:
+            ctx = open_run(run, request, catalog.signals)
+        except RefusedError as exc:
+            return _refused(run, request, str(exc))
+        ctx.progress = _progress_printer()
+        try:
+            async with contextlib.AsyncExitStack() as held:
+                # Waiting for the environment can take long: a stop signal ends the wait.
+                await stoppable(held.enter_async_context(_one_per_environment(ctx, dry_run)))
+                return await _protocol(ctx, stop, lock_wait, dry_run, sign_off_timeout)
+        finally:
+            ctx.close()
+
+
+async def _protocol(ctx: RunContext, stop: Stop, lock_wait: float, dry_run: bool,
+                    sign_off_timeout: int) -> RunSummary | State[Any]:
+    if stop.requested:
+        return await _cancelled_early(ctx, stop)
+    prepared = await prepare_phase(ctx, lock_wait=lock_wait, dry_run=dry_run)
+    if isinstance(prepared, State) or stop.requested:
+        return await _cancelled_early(ctx, stop)
+    if isinstance(prepared, Refusal):
+        _end(ctx, Outcome("refused", None, None, prepared.reason))
+        return _refused(ctx.run, ctx.request, prepared.reason)
+    if dry_run:
+        return _dry_run_summary(ctx)
+    if needs_sign_off(ctx):
+        decision = await stoppable(await_sign_off(ctx, sign_off_timeout, pause_for_sign_off))
+        if isinstance(decision, State) or stop.requested:
+            return await _cancelled_early(ctx, stop)
+        if not decision.granted:
+            _end(ctx, Outcome("refused", None, None, decision.reason))
+            return _refused(ctx.run, ctx.request, decision.reason)
+    return await _run_ladder(ctx, stop)
 
 
 @contextlib.asynccontextmanager
@@ -201,14 +219,16 @@ def _free_slot(run: str) -> None:
         free_slot(run)
 
 
-async def _run_ladder(ctx: RunContext) -> RunSummary:
+async def _run_ladder(ctx: RunContext, stop: Stop) -> RunSummary | State[Any]:
     escalation: Escalation | None = None
     rollback: RollbackResult | None = None
     error: str | None = None
     cancelled = False
+    where = "during the rollback"
     try:
-        escalation = await escalate_phase(ctx)
+        climbed = await escalate_phase(ctx)
     except (asyncio.CancelledError, KeyboardInterrupt) as exc:
+        # Not a stop signal of ours (those end the phase with a state): Prefect's or asyncio's.
         cancelled = True
         how = "interrupted (Ctrl-C)" if isinstance(exc, KeyboardInterrupt) else "cancelled"
         ctx.journal.write(CancelledNote(message=f"{how} while the ladder ran; rolling back"))
@@ -217,28 +237,90 @@ async def _run_ladder(ctx: RunContext) -> RunSummary:
         error = f"{type(exc).__name__}: {exc}"
         ctx.journal.write(ErrorNote(message=error))
         raise
+    else:
+        escalation = climbed if isinstance(climbed, Escalation) else None
+        if stop.requested:
+            where = _step_now(ctx)
+            ctx.journal.write(CancelledNote(
+                message=f"cancelled by signal {stop.name} {where}; rolling back"))
     finally:
         rollback = revert_run(ctx.run, ctx.environment, journal=ctx.journal)
         _announce_rollback(ctx, rollback)
-        stopped = bool(rollback.deferred_signals)  # a stop asked for while we reverted
-        if escalation is None or stopped:  # leaving early: record the end now, synchronously
-            _end(ctx, decide(None, None, rollback, error=error, cancelled=cancelled or stopped))
-            write_postmortem(ctx.run, environment=ctx.environment, runbook=ctx.scenario.runbook,
-                             description=ctx.scenario.description, run_url=_run_url())
+        # A stop asked for while we reverted reaches its handler now: under stop_signals it
+        # is recorded (stop.requested), else it ends the process as it would have.
         for sig in dict.fromkeys(rollback.deferred_signals):
             signal.raise_signal(sig)
-    recovered, seconds = await recover_phase(ctx)
+        if error is not None or cancelled:  # leaving by an exception: record the end now
+            _end(ctx, decide(None, None, rollback, error=error, cancelled=cancelled))
+            write_postmortem(ctx.run, environment=ctx.environment, runbook=ctx.scenario.runbook,
+                             description=ctx.scenario.description, run_url=_run_url())
+    if stop.requested:
+        return await _cancelled(ctx, stop, escalation, rollback, where)
+    recovered = await recover_phase(ctx)
+    if isinstance(recovered, State) or stop.requested:
+        return await _cancelled(ctx, stop, escalation, rollback, "while the signals recovered")
+    back, seconds = recovered
     ctx.notify(RecoveryNotice(
-        run=ctx.run, text=f"recovered in {seconds:.1f}s" if recovered
+        run=ctx.run, text=f"recovered in {seconds:.1f}s" if back
         else "signals did not return to the baseline in time",
-        level="info" if recovered else "warning", recovered=recovered, seconds=seconds))
-    observation: Observation | None = await observe_phase(ctx, escalation)
+        level="info" if back else "warning", recovered=back, seconds=seconds))
+    assert escalation is not None
+    observation = await observe_phase(ctx, escalation)
+    if isinstance(observation, State) or stop.requested:
+        return await _cancelled(ctx, stop, escalation, rollback, "while observing the steps")
     outcome = decide(escalation, observation, rollback)
     _end(ctx, outcome)
+    # From here a stop signal only sets the exit code: the run has ended.
     learned = await learn_phase(ctx.run, ctx.scenario, ctx.environment, _run_url())
     ctx.notify(summary_notice(learned))
     return RunSummary.ended(ctx.run, ctx.scenario.name, ctx.environment.name, outcome,
                             postmortem=str(learned.path))
+
+
+def _step_now(ctx: RunContext) -> str:
+    """Where the ladder was, by the journal: "during step N" or "before the first step"."""
+    steps = [e.severity for e in read_journal(journal_path(ctx.run))
+             if isinstance(e, StepStartedEvent)]
+    return f"during step {steps[-1]}" if steps else "before the first step"
+
+
+async def _cancelled(ctx: RunContext, stop: Stop, escalation: Escalation | None,
+                     rollback: RollbackResult, where: str) -> State[Any]:
+    """End a run a stop signal cut short, after its rollback: the end, the postmortem (its
+    charts left for ``chaosctl report``, so that the process can exit at once) and a
+    Cancelled state carrying the summary."""
+    by = await _cancelled_by(stop)
+    outcome = decide(escalation, None, rollback, cancelled=True, by=f"{by} {where}")
+    _end(ctx, outcome)
+    learned = await learn(ctx.run, environment=ctx.environment, runbook=ctx.scenario.runbook,
+                          description=ctx.scenario.description, run_url=_run_url(),
+                          charts=False)
+    ctx.notify(summary_notice(learned))
+    return Cancelled(message=outcome.summary, data=RunSummary.ended(
+        ctx.run, ctx.scenario.name, ctx.environment.name, outcome, postmortem=str(learned.path)))
+
+
+async def _cancelled_early(ctx: RunContext, stop: Stop) -> State[Any]:
+    """End a run a stop signal cut short before its first step: nothing was injected."""
+    by = await _cancelled_by(stop)
+    outcome = decide(None, None, None, cancelled=True, by=f"{by} before the first step")
+    ctx.journal.write(CancelledNote(message=outcome.summary))
+    _end(ctx, outcome)
+    return Cancelled(message=outcome.summary, data=RunSummary.ended(
+        ctx.run, ctx.scenario.name, ctx.environment.name, outcome))
+
+
+async def _cancelled_by(stop: Stop) -> str:
+    """What stopped the run, in words. A cancel in Prefect's UI or API reaches a deployment
+    run as its worker's SIGTERM; the run's Cancelling state tells it from any other SIGTERM."""
+    if stop.signum == signal.SIGTERM and current_deployment.id is not None and current_run.id:
+        with contextlib.suppress(Exception):  # Prefect unreachable: the signal is what we know
+            async with get_client() as client:
+                found = await asyncio.wait_for(
+                    client.read_flow_run(uuid.UUID(str(current_run.id))), 2.0)
+            if found.state is not None and found.state.is_cancelling():
+                return "Prefect (a cancel from its UI or API)"
+    return f"signal {stop.name}"
 
 
 def _refused(run: str, request: Request, reason: str) -> State[Any]:

@@ -3,7 +3,8 @@
 Each scenario runs as a ``game-day`` subflow with its own prepare and rollback. A scheduled run
 has no second person, so nothing reaches the environment's sign-off severity; scenarios outside
 their window or below their ``min_load`` are skipped with the reason. The first guard abort
-stops the suite unless told to continue. One table artifact sums it up.
+stops the suite unless told to continue; a stop signal (a cancel from the UI) ends it after the
+scenario in progress has rolled back. One table artifact sums it up.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.artifacts import acreate_table_artifact
 from prefect.client.schemas.objects import State
-from prefect.states import Failed
+from prefect.states import Cancelled, Failed
 
 from blocks import load_environment
 from flows.game_day import game_day
@@ -54,9 +55,12 @@ async def weekly_resilience(environment: str = "demo", suite: str = "weekly",
     plan = plan_suite(scenarios, place, datetime.now(UTC), run_below_sign_off)
     results: list[SuiteResult] = []
     stopped_by: str | None = None
+    cancelled = False
     for item in plan:
         skip = item.skip
-        if stopped_by is not None:
+        if cancelled:
+            skip = "not run: the suite was cancelled"
+        elif stopped_by is not None:
             skip = f"not run: {stopped_by} was aborted by a guard"
         elif skip is None:
             skip = await min_load_problem(item.scenario, place)
@@ -64,7 +68,7 @@ async def weekly_resilience(environment: str = "demo", suite: str = "weekly",
             logger.info("skipping %s: %s", item.scenario.name, skip)
             results.append(SuiteResult.skipped(item, skip))
             continue
-        summary = await _run(item, environment, place.name, requester)
+        summary, cancelled = await _run(item, environment, place.name, requester)
         results.append(SuiteResult.ran(item, summary))
         if summary.outcome == "aborted" and not continue_after_abort:
             stopped_by = item.scenario.name
@@ -73,11 +77,13 @@ async def weekly_resilience(environment: str = "demo", suite: str = "weekly",
                                  key=f"weekly-resilience-{place.name}",
                                  description=done.summary)
     logger.info(done.summary)
-    return done
+    return Cancelled(message=done.summary, data=done) if cancelled else done
 
 
-async def _run(item: SuiteItem, environment: str, name: str, requester: str) -> RunSummary:
-    """One scenario as a game-day subflow; its summary, or what its failure says."""
+async def _run(item: SuiteItem, environment: str, name: str, requester: str
+               ) -> tuple[RunSummary, bool]:
+    """One scenario as a game-day subflow: its summary (or what its failure says), and
+    whether a stop signal cancelled it."""
     state = await game_day(scenario=item.scenario.name, environment=environment,
                            max_severity=item.max_severity or 0, requester=requester,
                            return_state=True)
@@ -85,7 +91,7 @@ async def _run(item: SuiteItem, environment: str, name: str, requester: str) -> 
     if asyncio.iscoroutine(value):
         value = await value
     if isinstance(value, RunSummary):
-        return value
+        return value, state.is_cancelled()
     return RunSummary(run=str(state.state_details.flow_run_id or ""),
                       scenario=item.scenario.name, environment=name, outcome="failed",
-                      summary=f"{type(value).__name__}: {value}")
+                      summary=f"{type(value).__name__}: {value}"), state.is_cancelled()

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import functools
+import gc
 import json
 import os
 import signal
@@ -102,7 +103,10 @@ def _start(args: argparse.Namespace) -> int:
                           "prefect_api_url in its file or PREFECT_API_URL (chaosctl demo up "
                           "starts one for the demo)")
     game_day = prefect_layer("flows.game_day", "chaosctl start").game_day
+    signals = prefect_layer("orchestration.signals", "chaosctl start")
     prefect_layer("orchestration.provision", "chaosctl start").use_api(api)
+    if not args.verbose:
+        signals.quiet_clean_stops()
     requester = args.requester or (mission.requester if mission else None) or os.environ.get(
         "GAMEDAY_REQUESTER") or os.environ.get("USER") or "unknown"
     # With --json, stdout carries the JSON alone: progress and notices go to stderr.
@@ -116,18 +120,25 @@ def _start(args: argparse.Namespace) -> int:
             dry_run=args.dry_run, requester=requester, allow_production=args.allow_production,
             lock_wait=args.wait_lock, mission=args.mission or "", return_state=True))
         result = asyncio.run(_result(state))
+    # The stop signal the flow body received, if any: the run rolled back and ended Cancelled
+    # (unless it had ended already), and the exit code is the signal's.
+    stopped: int | None = signals.received()
     if isinstance(result, GameDayError):
-        if _rollback_failed():
+        if _rollback_failed() or stopped is not None:
             print(f"chaosctl: {result}", file=sys.stderr)
-            return EXIT["rollback_failed"]
+            return _stopped(stopped) if stopped is not None else EXIT["rollback_failed"]
         raise result
     if not isinstance(result, RunSummary):
         failure = f"{type(result).__name__}: {result}"
         result = RunSummary(run=str(state.state_details.flow_run_id or ""), scenario=scenario,
                             environment=environment.name, outcome="failed", summary=failure)
     _show(result, args.json, api)
+    if stopped is not None and result.outcome not in ("cancelled", "rollback_failed"):
+        return _stopped(stopped)  # it came once the run had ended
     if _rollback_failed():
         return EXIT["rollback_failed"]
+    if stopped is not None:
+        return STOPPED.get(stopped, 128 + stopped)
     if result.outcome == "refused":
         return 3
     return EXIT.get(result.outcome, 1)
@@ -138,8 +149,10 @@ def _stoppable(command: Callable[[argparse.Namespace], int]
     """``command``, ended by SIGINT or SIGTERM with that signal's exit code (5 if a rollback
     failed), never by a traceback or a bare kill.
 
-    Prefect turns SIGTERM into ``TerminationSignal`` while a flow runs; the Prefect layer's
-    handler (``orchestration/signals.py``) raises the same outside it.
+    While the game day's flow body runs, the flow handles both signals itself and ends the
+    run Cancelled (``orchestration/signals.py``). Before and after it, Prefect turns SIGTERM
+    into ``TerminationSignal``, and the Prefect layer's handler raises the same outside a
+    flow run; they are caught here.
     """
 
     @functools.wraps(command)
@@ -159,6 +172,9 @@ def _stoppable(command: Callable[[argparse.Namespace], int]
             return _stopped(signum)
         finally:
             signal.signal(signal.SIGTERM, previous)
+            # The process ends next: a full collection of Prefect's heap at interpreter exit
+            # takes up to a second and frees nothing the exit needs.
+            gc.freeze()
 
     return run
 

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 from collections.abc import Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -103,13 +103,15 @@ async def learn(run: str, *, scenario: Scenario | None = None,
                 environment: Environment | str | None = None, run_url: str | None = None,
                 runbook: str | None = None, description: str = "", prometheus: bool = True,
                 observed: Observed | None = None, out_dir: Path | None = None,
-                history: bool = True) -> Learned:
+                history: bool = True, charts: bool = True) -> Learned:
     """Build the report of ``run``, write ``postmortem.md`` and its charts, record the finding.
 
     ``scenario`` and ``environment`` default to the catalog's (found by the journal's plan);
     ``observed`` is what Prometheus saw if already known (a saved copy); else it is fetched,
     unless ``prometheus=False`` builds from the journal alone. ``history=False`` leaves the
-    catalog's history and the journal untouched (rebuilding an old report).
+    catalog's history and the journal untouched (rebuilding an old report). ``charts=False``
+    leaves the charts undrawn (drawing them takes a second or two), for a run that must end
+    at once; the report says so.
     """
     events = read_journal(journal_path(run))
     plan = _plan(events)
@@ -130,7 +132,11 @@ async def learn(run: str, *, scenario: Scenario | None = None,
         description=description or (scenario.description if scenario else ""),
         service=target.service if target else None,
         dependency=target.dependency if target else None, prometheus_url=url)
-    path = write_report(report, out_dir or reports_dir() / run)
+    if not charts:
+        report = replace(report, missing=(*report.missing, "the charts (not drawn, so that the "
+                                          f"run could end at once: `chaosctl report {run}` "
+                                          "draws them)"))
+    path = write_report(report, out_dir or reports_dir() / run, charts=charts)
     if history and plan is not None:
         record(finding(report, path))
     noted = any(isinstance(e, PostmortemNote) and e.path == str(path) for e in events)

@@ -21,20 +21,27 @@ class Outcome:
 
 def decide(escalation: Escalation | None, observation: Observation | None,
            rollback: RollbackResult | None, error: str | None = None,
-           cancelled: bool = False) -> Outcome:
-    """Rollback failure outranks everything; then cancellation, failure, guard abort, pass."""
+           cancelled: bool = False, by: str = "") -> Outcome:
+    """Rollback failure outranks everything; then cancellation, failure, guard abort, pass.
+
+    ``by`` says what cancelled the run, in words ("signal SIGTERM during step 2"); without a
+    rollback (``None``) nothing was injected.
+    """
     held = observation.highest_held if observation else None
     broken = observation.first_broken if observation else None
     if observation is None and escalation is not None:
         held = max((s.severity for s in escalation.steps if s.held), default=None)
         stop = escalation.stopped
         broken = stop.severity if stop else None
+    how = f"cancelled by {by}" if by else "cancelled"
     if rollback is not None and not rollback.clean:
         left = [*rollback.failed, *rollback.remaining]
+        failure = f"rollback failed, faults may remain: {'; '.join(left)}"
         return Outcome("rollback_failed", held, broken,
-                       f"rollback failed, faults may remain: {'; '.join(left)}")
+                       f"{how}; {failure}" if cancelled else failure)
     if cancelled:
-        return Outcome("cancelled", held, broken, "cancelled; every fault was reverted")
+        done = "every fault was reverted" if rollback is not None else "nothing was injected"
+        return Outcome("cancelled", held, broken, f"{how}; {done}")
     if error is not None:
         return Outcome("failed", held, broken, f"failed: {error}; every fault was reverted")
     stop = escalation.stopped if escalation else None

@@ -128,18 +128,21 @@ def render_markdown(report: GameDayReport, *, images: Collection[str] = (),
     return scrub(text)
 
 
-def write_report(report: GameDayReport, out_dir: Path) -> Path:
-    """Draw the charts and render ``out_dir/postmortem.md``; return the markdown's path.
+def write_report(report: GameDayReport, out_dir: Path, charts: bool = True) -> Path:
+    """Draw the charts (unless told not to) and render ``out_dir/postmortem.md``; return the
+    markdown's path.
 
     Without matplotlib the postmortem is still written, naming its charts by link only.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        from gameday.report.charts import write_charts
+    drawn: list[str] = []
+    if charts:
+        try:
+            from gameday.report.charts import write_charts
 
-        drawn = [chart.key for chart in write_charts(report, out_dir)]
-    except ConfigError:
-        drawn = []
+            drawn = [chart.key for chart in write_charts(report, out_dir)]
+        except ConfigError:
+            drawn = []
     path = out_dir / "postmortem.md"
     tmp = path.with_suffix(".md.tmp")
     tmp.write_text(render_markdown(report, images=drawn), encoding="utf-8")

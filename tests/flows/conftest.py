@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -38,6 +39,8 @@ SCENARIOS: list[dict[str, Any]] = [
      "fault": {"kind": "latency", "ms": 20}, "guards": GUARD,
      "signals": {"error_rate_percent": "<= 0.5"}},
     {"name": "long-hold", "steps": [{"ms": 30, "dwell": "8s"}], "ttl_margin": "2s",
+     "fault": {"kind": "latency", "ms": 30}, "guards": {"error_rate_percent": "> 50 for 2s"}},
+    {"name": "longer-hold", "steps": [{"ms": 30, "dwell": "60s"}], "ttl_margin": "2s",
      "fault": {"kind": "latency", "ms": 30}, "guards": {"error_rate_percent": "> 50 for 2s"}},
     {"name": "needs-load", "steps": [{"ms": 20, "dwell": "3s"}],
      "fault": {"kind": "latency", "ms": 20}, "guards": {"error_rate_percent": "> 50 for 2s"},
@@ -139,6 +142,50 @@ def finished(proc: subprocess.Popen[str], timeout: float = 120.0) -> tuple[int, 
     return proc.returncode, out
 
 
+@dataclass
+class Output:
+    """What a ``chaosctl start`` process printed, each line with when it came."""
+
+    code: int
+    lines: list[tuple[float, str]]
+    #: When the process had exited (``time.monotonic()``).
+    exited: float
+
+    @property
+    def text(self) -> str:
+        """The whole output."""
+        return "".join(line for _, line in self.lines)
+
+    def first(self, part: str) -> float:
+        """When the first line containing ``part`` came."""
+        found = [at for at, line in self.lines if part in line]
+        assert found, f"no line with {part!r} in:\n{self.text}"
+        return found[0]
+
+
+def timed(proc: subprocess.Popen[str], timeout: float = 120.0) -> Output:
+    """Read a ``chaosctl start`` process's output to its end (stopped by PID if it overstays),
+    timing each line and the exit."""
+    lines: list[tuple[float, str]] = []
+    assert proc.stdout is not None
+    stdout = proc.stdout
+
+    def read() -> None:
+        for line in stdout:
+            lines.append((time.monotonic(), line))
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        proc.wait(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            stop(proc.pid)
+    exited = time.monotonic()
+    reader.join(timeout=10)
+    return Output(proc.returncode, lines, exited)
+
+
 def signal_group(proc: subprocess.Popen[str], sig: int) -> None:
     """Send ``sig`` to the process group of ``proc`` (as a terminal's Ctrl-C does)."""
     os.killpg(proc.pid, sig)
@@ -194,4 +241,5 @@ def dump(events: list[Event]) -> str:
     return "\n".join(json.dumps(e.model_dump(mode="json"))[:300] for e in events)
 
 
-__all__ = ["Bench", "alive", "dump", "finished", "outcome", "signal", "signal_group"]
+__all__ = ["Bench", "Output", "alive", "dump", "finished", "outcome", "signal", "signal_group",
+           "timed"]

@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from tests.flows.conftest import Bench, dump, finished, outcome, signal_group
+from tests.deploy.api import PrefectAPI
+from tests.flows.conftest import Bench, dump, finished, outcome, signal_group, timed
 
 pytestmark = pytest.mark.integration
 
@@ -47,24 +48,89 @@ def test_exception_in_a_task_rolls_back(bench: Bench) -> None:
     assert any(getattr(e, "event", "") == "fault_reverted" for e in events)
 
 
-@pytest.mark.parametrize(("how", "exit_code"), [("sigterm", 143), ("ctrl-c", 130)])
+#: How long ``chaosctl start`` may take to exit after its rollback line. It takes about 0.5 s;
+#: the bound leaves room for two shared CI cores.
+EXIT_AFTER_ROLLBACK = 5.0
+
+
+@pytest.mark.parametrize(("how", "exit_code"), [
+    ("sigterm", 143), ("ctrl-c", 130), ("sigterm, then ctrl-c", 143)])
 def test_signal_mid_step_rolls_back(bench: Bench, how: str, exit_code: int) -> None:
     """SIGTERM by PID, or Ctrl-C to the process group, mid-step: the fault is reverted at
-    once, and ``chaosctl start`` exits 128 + the signal."""
+    once, the run ends Cancelled in Prefect, the journal and the postmortem say "cancelled by
+    signal", and ``chaosctl start`` exits 128 + the signal soon after the rollback line,
+    printing no Prefect crash. A second signal while it stops changes nothing."""
     proc = bench.start("long-hold")
     rule = bench.wait_for_rule("long-hold")
-    if how == "sigterm":
+    if how.startswith("sigterm"):
         proc.send_signal(signal.SIGTERM)
-    else:
+        time.sleep(0.05)  # a Ctrl-C after it lands while the run stops
+    if how.endswith("ctrl-c"):
         signal_group(proc, signal.SIGINT)
-    code, out = finished(proc)
-    assert code == exit_code, out
+    output = timed(proc)
+    out = output.text
+    assert output.code == exit_code, out
     assert bench.rules() == [], out
     assert time.time() < rule["expires_at"], "reverted by rollback, not by the TTL"
-    (events,) = bench.journals().values()
-    assert outcome(events) in {"cancelled", "failed"}, dump(events)
+    name = "SIGTERM" if how.startswith("sigterm") else "SIGINT"
+    said = f"cancelled by signal {name} during step 1; every fault was reverted"
+    assert f"outcome: cancelled — {said}" in out, out
+    for noise in ("Crash detected", "Traceback", "TerminationSignal", "Finished in state"):
+        assert noise not in out, out
+    seconds = output.exited - output.first("[rollback] rollback done")
+    assert seconds < EXIT_AFTER_ROLLBACK, f"exited {seconds:.2f}s after the rollback line"
+    ((run, events),) = bench.journals().items()
+    assert outcome(events) == "cancelled", dump(events)
+    ended = [e for e in events if getattr(e, "event", "") == "run_ended"]
+    assert said in ended[-1].summary, dump(events)  # type: ignore[union-attr]
     reverted = [e for e in events if getattr(e, "event", "") == "fault_reverted"]
     assert reverted and reverted[0].handle is not None  # type: ignore[union-attr]
+    assert said in (bench.root / "reports" / run / "postmortem.md").read_text()
+    api = PrefectAPI(str(bench.stack.state.prefect_api_url))
+    state = api.flow_run(run)["state"]
+    assert (state["type"], state["message"]) == ("CANCELLED", said), state
+    tasks = api.call("POST", "/task_runs/filter",
+                     json={"flow_runs": {"id": {"any_": [run]}}})
+    assert {t["name"].split("-")[0]: t["state"]["type"] for t in tasks} == {
+        "prepare": "COMPLETED", "escalate": "CANCELLED"}, tasks
+
+
+def test_signal_while_waiting_for_the_environment(bench: Bench) -> None:
+    """SIGTERM while a run waits for another's lock (plain blocking code): it ends at once,
+    Cancelled with nothing injected, and the game day holding the lock goes on."""
+    first = bench.start("longer-hold")
+    bench.wait_for_rule("longer-hold")
+    second = bench.start("quick-pass", "--wait-lock", "120s")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and _waiting(bench) is None:
+        time.sleep(0.1)
+    run = _waiting(bench)
+    assert run is not None, "the second run never started waiting for the lock"
+    signalled = time.monotonic()
+    second.send_signal(signal.SIGTERM)
+    output = timed(second)
+    out = output.text
+    assert output.code == 143, out
+    assert output.exited - signalled < EXIT_AFTER_ROLLBACK, out
+    said = "cancelled by signal SIGTERM before the first step; nothing was injected"
+    assert f"outcome: cancelled — {said}" in out, out
+    assert "Crash detected" not in out and "Traceback" not in out, out
+    events = bench.journals()[run]
+    assert outcome(events) == "cancelled", dump(events)
+    kinds = {getattr(e, "event", "") for e in events} | {getattr(e, "kind", "") for e in events}
+    assert not kinds & {"lock", "fault_intent"}, dump(events)
+    state = PrefectAPI(str(bench.stack.state.prefect_api_url)).flow_run(run)["state"]
+    assert state["type"] == "CANCELLED", state
+    assert {r["labels"]["scenario"] for r in bench.rules()} == {"longer-hold"}
+    first.send_signal(signal.SIGTERM)
+    first_code, first_out = finished(first)
+    assert first_code == 143, first_out
+
+
+def _waiting(bench: Bench) -> str | None:
+    """The quick-pass run, once its journal has its plan: it waits for the lock next."""
+    return next((run for run, events in bench.journals().items()
+                 if any(getattr(e, "scenario", "") == "quick-pass" for e in events)), None)
 
 
 def test_sigkill_fault_expires_by_ttl(bench: Bench) -> None:

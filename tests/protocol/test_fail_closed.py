@@ -185,3 +185,18 @@ def test_stop_signal_exit_codes(signum: int, code: int) -> None:
     journal_fault(place.endpoints[0])
     revert_run(RUN, place)
     assert _stopped(signum) == 5
+
+
+def test_a_stop_signal_is_named_and_a_failed_rollback_still_wins() -> None:
+    """A run a signal cancelled says which and where; its failed rollback outranks that."""
+    by = "signal SIGTERM during step 2"
+    clean = rollback.RollbackResult(run=RUN, reverted=("latency 30ms at proxy",))
+    assert decide(None, None, clean, cancelled=True, by=by).summary == (
+        "cancelled by signal SIGTERM during step 2; every fault was reverted")
+    assert decide(None, None, None, cancelled=True, by=by).summary.endswith(
+        "nothing was injected")
+    failed = rollback.RollbackResult(run=RUN, failed=("latency 30ms at proxy: gone",))
+    ended = decide(None, None, failed, cancelled=True, by=by)
+    assert ended.outcome == "rollback_failed"
+    assert ended.summary == ("cancelled by signal SIGTERM during step 2; rollback failed, "
+                             "faults may remain: latency 30ms at proxy: gone")
