@@ -5,7 +5,6 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,25 +17,10 @@ from schemathesis import GenerationMode
 
 from tests.injector.conftest import LABELS, ROOT, TOKEN, Proxy, rule, samples, wait_for
 from tests.injector.tcp_client import connect, round_trip
-from tests.injector.tcp_servers import Server, echo_and_proxy
+from tests.injector.tcp_servers import echo_and_proxy
 from tests.injector.test_openapi import check_case
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def tcp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Proxy]]:
-    """The echo upstream and a TCP proxy in front of it, for the module."""
-    with echo_and_proxy(tmp_path_factory.mktemp("tcp-admin")) as both:
-        yield both
-
-
-@pytest.fixture
-def proxy(tcp: tuple[Server, Proxy]) -> Iterator[Proxy]:
-    """The module's proxy with no rules before and after the test."""
-    tcp[1].put()
-    yield tcp[1]
-    tcp[1].put()
 
 
 def test_health_names_the_mode(proxy: Proxy) -> None:

@@ -12,7 +12,7 @@ import math
 import os
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
@@ -27,27 +27,12 @@ from tests.injector.tcp_client import (
     upstream_ends,
     wait_for_upstream_end,
 )
-from tests.injector.tcp_servers import Server, echo_and_proxy
+from tests.injector.tcp_servers import Server
 
 pytestmark = pytest.mark.integration
 
 #: The issue asks for 100 ms; a loaded CI machine gets ten times that.
 RELEASE_BOUND = 1.0
-
-
-@pytest.fixture(scope="module")
-def tcp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Proxy]]:
-    """The echo upstream and a TCP proxy in front of it, for the module."""
-    with echo_and_proxy(tmp_path_factory.mktemp("tcp-faults")) as both:
-        yield both
-
-
-@pytest.fixture
-def proxy(tcp: tuple[Server, Proxy]) -> Iterator[Proxy]:
-    """The module's proxy with no rules before and after the test."""
-    tcp[1].put()
-    yield tcp[1]
-    tcp[1].put()
 
 
 @pytest.fixture

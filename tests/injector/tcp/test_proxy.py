@@ -11,7 +11,6 @@ import socket
 import statistics
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,21 +22,6 @@ from tests.injector.tcp_client import connect, read_to_end, recv_exactly, round_
 from tests.injector.tcp_servers import Server, echo_and_proxy, start_tcp_proxy
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def tcp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Proxy]]:
-    """The echo upstream and a TCP proxy in front of it, for the module."""
-    with echo_and_proxy(tmp_path_factory.mktemp("tcp")) as both:
-        yield both
-
-
-@pytest.fixture
-def proxy(tcp: tuple[Server, Proxy]) -> Iterator[Proxy]:
-    """The module's proxy with no rules before and after the test."""
-    tcp[1].put()
-    yield tcp[1]
-    tcp[1].put()
 
 
 def baseline(sock: socket.socket) -> float:
