@@ -227,12 +227,17 @@ def rss_with_idle(port: int, pid: int, count: int = 1000) -> float:
                 data += chunk
             sockets.append(sock)
         time.sleep(1.0)
-        status = Path(f"/proc/{pid}/status").read_text()
-        match = re.search(r"VmRSS:\s+(\d+) kB", status)
-        return int(match.group(1)) / 1024 if match else float("nan")
+        return rss_mb(pid)
     finally:
         for sock in sockets:
             sock.close()
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of process ``pid`` in MiB (NaN when its status has none)."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    match = re.search(r"VmRSS:\s+(\d+) kB", status)
+    return int(match.group(1)) / 1024 if match else float("nan")
 
 
 def binomial_interval(p: float, n: int, z: float = Z99) -> tuple[float, float]:

@@ -46,7 +46,7 @@ from typing import Any
 
 import httpx
 
-from benchmarks.bench_proxy import LOAD_CORE, PROXY_CORE, log, started
+from benchmarks.bench_proxy import LOAD_CORE, PROXY_CORE, log, rss_mb, started
 from gameday import procs
 from gameday.injector.proxy.server import raise_fd_limit
 
@@ -225,9 +225,7 @@ def rss_with_idle(port: int, pid: int, count: int = 1000) -> float:
                 raise RuntimeError("unexpected answer to PING")
             sockets.append(sock)
         time.sleep(1.0)
-        status = Path(f"/proc/{pid}/status").read_text()
-        match = re.search(r"VmRSS:\s+(\d+) kB", status)
-        return int(match.group(1)) / 1024 if match else float("nan")
+        return rss_mb(pid)
     finally:
         for sock in sockets:
             sock.close()
