@@ -298,8 +298,22 @@ FAULT_KINDS: dict[str, type[_Fault]] = {
 }
 
 
-def with_overrides(fault: Any, overrides: dict[str, Any]) -> Any:
-    """The fault with a step's magnitude overrides applied, validated again."""
+#: Fields a step that switches kind keeps from the scenario's fault: where it acts, not how much.
+_CARRIED = ("direction", "match")
+
+
+def with_overrides(fault: Any, overrides: dict[str, Any], kind: str | None = None) -> Any:
+    """The fault with a step's magnitude overrides applied, validated again.
+
+    A step that names another ``kind`` (a cache slowed, then blackholed, then reset) gets a
+    fault of that kind from its own fields, keeping the fault's ``direction`` and ``match``.
+    """
+    if kind is not None and kind != fault.kind:
+        cls = FAULT_KINDS[kind]
+        data = fault.model_dump(exclude_none=True)
+        carried = {name: data[name] for name in _CARRIED
+                   if name in data and name in cls.model_fields}
+        return cls.model_validate(carried | overrides | {"kind": kind})
     if not overrides:
         return fault
     data = fault.model_dump(exclude_none=True) | overrides

@@ -11,7 +11,6 @@ from typing import Any
 from pydantic import BaseModel
 
 from gameday.errors import CatalogError, Problem
-from gameday.faults import protocol_problems
 from gameday.load.problems import display, validate
 from gameday.load.yaml_lines import Document, Path_, parse_yaml, read_text
 from gameday.models import Environment, Mission, Scenario, SignalTemplate
@@ -292,7 +291,7 @@ def _check_protocols(catalog: Catalog) -> list[Problem]:
             at = catalog.sources.get(("endpoint", f"{env_name}[{index}]"))
             target = f"{endpoint.service}/{endpoint.dependency}" if endpoint.dependency \
                 else endpoint.service
-            for field_name, message in protocol_problems(scenario.fault, endpoint.protocol):
+            for field_name, message in scenario.protocol_problems(endpoint.protocol):
                 where = (catalog.sources.get((f"fault.{field_name}", name))
                          or catalog.sources.get(("fault.kind", name))
                          or catalog.sources[("scenario", name)])
@@ -301,3 +300,4 @@ def _check_protocols(catalog: Catalog) -> list[Problem]:
                     f"{message} (environment {env_name!r}, endpoint {target}"
                     f"{f' at {at}' if at else ''})"))
     return problems
+

@@ -13,6 +13,7 @@ from gameday.faults import (
     Fault,
     Probability,
     Strict,
+    protocol_problems,
     with_overrides,
 )
 from gameday.models.common import Slug, located
@@ -29,6 +30,9 @@ class Step(Strict):
     """One rung of the severity ladder: magnitude overrides plus how long to hold."""
 
     dwell: Duration = Field(description="how long this step must hold before the next")
+    kind: str | None = Field(
+        None, description="from this step on, another fault kind (e.g. blackhole, then reset); "
+        "the step's fields set it, the fault's direction and match carry over")
     ms: float | None = Field(None, ge=0, le=600_000)
     jitter_ms: float | None = Field(None, ge=0, le=600_000)
     probability: Probability | None = None
@@ -92,25 +96,34 @@ class Scenario(Strict):
 
     @model_validator(mode="after")
     def _ladder(self) -> Scenario:
-        fault_cls = FAULT_KINDS[self.fault.kind]
-        allowed = [f for f in STEP_FIELDS if f in fault_cls.model_fields]
+        faults = []
         for index, step in enumerate(self.steps):
+            kind = step.kind or self.fault.kind
+            if kind not in FAULT_KINDS:
+                raise located(("steps", index, "kind"),
+                              f"unknown fault kind {kind!r} (allowed: {', '.join(FAULT_KINDS)})")
+            fault_cls = FAULT_KINDS[kind]
+            if bool(fault_cls.protocols) != bool(self.fault.protocols):
+                raise located(("steps", index, "kind"),
+                              f"{kind!r} does not act where {self.fault.kind!r} does: a step may "
+                              "switch only between kinds that act on calls")
+            allowed = [f for f in STEP_FIELDS if f in fault_cls.model_fields]
             for name in step.overrides():
                 if name not in allowed:
                     raise located(
                         ("steps", index, name),
-                        f"does not apply to fault kind {self.fault.kind!r} "
-                        f"(allowed: {', '.join(allowed)})",
+                        f"does not apply to fault kind {kind!r} "
+                        f"(allowed: {', '.join(allowed) or 'none'})",
                     )
-        faults = []
-        for index, step in enumerate(self.steps):
             try:
-                faults.append(with_overrides(self.fault, step.overrides()))
+                faults.append(with_overrides(self.fault, step.overrides(), step.kind))
             except ValueError as exc:
                 raise located(("steps", index), str(exc).splitlines()[-1].strip()) from exc
         for index in range(1, len(faults)):
             before, after = faults[index - 1], faults[index]
-            for name, bigger in fault_cls.magnitude.items():
+            if before.kind != after.kind:
+                continue  # a new failure mode: its magnitude starts afresh
+            for name, bigger in FAULT_KINDS[after.kind].magnitude.items():
                 old, new = getattr(before, name), getattr(after, name)
                 if old is None or new is None:
                     continue
@@ -142,7 +155,20 @@ class Scenario(Strict):
 
     def step_fault(self, severity: int) -> Any:
         """The fault as step ``severity`` (1-based) applies it."""
-        return with_overrides(self.fault, self.steps[severity - 1].overrides())
+        step = self.steps[severity - 1]
+        return with_overrides(self.fault, step.overrides(), step.kind)
+
+    def step_faults(self) -> list[Any]:
+        """Every step's fault, mildest first (kinds may differ from step to step)."""
+        return [self.step_fault(severity) for severity in range(1, self.max_severity + 1)]
+
+    def protocol_problems(self, protocol: str) -> list[tuple[str, str]]:
+        """What an endpoint speaking ``protocol`` cannot inject, of the fault and of every kind
+        a step switches to: (field, message) pairs."""
+        found: list[tuple[str, str]] = []
+        for fault in [self.fault, *self.step_faults()]:
+            found += [item for item in protocol_problems(fault, protocol) if item not in found]
+        return found
 
     def ttl(self, severity: int) -> float:
         """Seconds after which step ``severity``'s fault expires by itself."""

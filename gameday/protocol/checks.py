@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from gameday.faults import protocol_problems
 from gameday.models import Environment, Mission, Scenario
 
 
@@ -43,7 +42,7 @@ def refusals(request: Request, now: datetime) -> list[str]:
         reasons.append(f"environment {env.name!r} has no endpoint for "
                        f"{_target(request)}: add one under endpoints")
     else:
-        for name, message in protocol_problems(scenario.fault, endpoint.protocol):
+        for name, message in scenario.protocol_problems(endpoint.protocol):
             reasons.append(f"fault.{name}: {message} (the endpoint for {_target(request)} in "
                            f"{env.name!r})")
     if env.requesters and request.requester not in env.requesters:
@@ -81,3 +80,4 @@ def severities(request: Request) -> list[int]:
             break
         chosen.append(severity)
     return chosen
+
