@@ -12,6 +12,7 @@ orchestrator by at most that much past the TTL.
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 #: Duty-cycle period: busy for load% of it, asleep for the rest.
@@ -50,9 +51,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--deadline", type=float, required=True, help="epoch seconds")
     parser.add_argument("--load", type=float, default=100.0, help="percent of one core")
     parser.add_argument("--mb", type=int, default=0, help="megabytes to hold")
+    parser.add_argument("--cpus", default="", help="comma-separated cores to run on (any if empty)")
     args = parser.parse_args(argv)
     if args.deadline - time.time() > MAX_SECONDS:
         parser.error(f"deadline is more than {MAX_SECONDS}s away")
+    if args.cpus:
+        # Pinned beside the process under test, so the pressure lands on its core and no other.
+        os.sched_setaffinity(0, {int(core) for core in args.cpus.split(",")})
     if args.what == "cpu":
         burn(args.load, args.deadline)
     else:

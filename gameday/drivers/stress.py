@@ -61,8 +61,9 @@ class StressDriver:
     kind = "stress"
 
     def __init__(self, state: Path | None = None, *, max_cpu_percent: float | None = None,
-                 max_memory_mb: int | None = None) -> None:
+                 max_memory_mb: int | None = None, cpus: tuple[int, ...] = ()) -> None:
         self.state = Path(state) if state is not None else state_dir() / "stress"
+        self.cpus = cpus
         cores = os.cpu_count() or 1
         self.max_cpu_percent = max_cpu_percent or 100.0 * max(1, cores - 1)
         self.max_memory_mb = max_memory_mb
@@ -70,12 +71,18 @@ class StressDriver:
     @classmethod
     def from_endpoint(cls, endpoint: Endpoint) -> StressDriver:
         """The driver for a ``stress`` endpoint: pressure on this machine, state in the kit's."""
-        return cls()
+        return cls(cpus=tuple(endpoint.cpus))
 
     def check(self) -> None:
-        """Raise unless worker processes can be started and tracked here (Linux /proc)."""
+        """Raise unless worker processes can be started and tracked here (Linux /proc), on the
+        cores the endpoint pins them to."""
         if not Path("/proc/self/stat").exists():
             raise DriverError("the stress driver needs Linux /proc to track its processes")
+        usable = os.sched_getaffinity(0)
+        missing = sorted(set(self.cpus) - usable)
+        if missing:
+            raise DriverError(f"the endpoint pins stress workers to cores {missing}, which this "
+                              f"machine does not offer (usable: {sorted(usable)})")
         try:
             self.state.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -92,6 +99,8 @@ class StressDriver:
         expires_at = time.time() + ttl
         base = [sys.executable, "-I", "-S", str(WORKER), fault.kind, "--fault", fault_id,
                 "--deadline", f"{expires_at:.3f}"]
+        if self.cpus:
+            base += ["--cpus", ",".join(str(core) for core in self.cpus)]
         if isinstance(fault, CpuFault):
             cpu = fault.workers * fault.load_percent
             self._check_cpu(cpu)

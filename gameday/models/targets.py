@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
@@ -49,6 +49,9 @@ class Endpoint(Strict):
         "HTTP requests (HTTPChaos); abort and narrowing `match` always use HTTPChaos")
     http_port: int = Field(80, ge=1, le=65535, description="chaos_mesh: the dependency's port")
     dependency_label: str = Field("app", description="chaos_mesh: pod label naming a service")
+    cpus: list[Annotated[int, Field(ge=0)]] = Field(
+        default_factory=list, description="stress: the cores its workers are pinned to, e.g. the "
+        "core the target runs on (empty: any core)")
 
     @model_validator(mode="after")
     def _driver_fields(self) -> Endpoint:

@@ -21,7 +21,7 @@ from gameday.models import Target
 from gameday.records import FaultSpec, Handle, Labels
 from tests.contract import check_driver_contract
 
-TARGET = Target(service="profile-store")
+TARGET = Target(service="redis")
 
 
 def spec(fault: Any, run: str = "r42") -> FaultSpec:
@@ -104,7 +104,7 @@ ORCHESTRATOR = textwrap.dedent("""
     from gameday.models import Target
 
     spec = FaultSpec(fault=CpuFault(workers=1, load_percent=20),
-                     target=Target(service="profile-store"),
+                     target=Target(service="redis"),
                      labels=Labels(run="r-killed", scenario="s", environment="demo", step=1))
     handle = StressDriver(Path(sys.argv[1])).apply(spec, ttl=float(sys.argv[2]))
     print(handle.model_dump_json(), flush=True)
@@ -180,5 +180,37 @@ def test_stress_endpoints_get_the_stress_driver() -> None:
     from gameday.drivers import Driver, driver_for
     from gameday.models import Endpoint
 
-    driver = driver_for(Endpoint(service="profile-store", driver="stress"))
+    driver = driver_for(Endpoint(service="redis", driver="stress"))
     assert isinstance(driver, StressDriver) and isinstance(driver, Driver)
+
+
+def _allowed_cores(pid: int) -> str:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return next(line for line in status.splitlines()
+                if line.startswith("Cpus_allowed_list:")).split()[1]
+
+
+@pytest.mark.integration
+def test_workers_run_on_the_cores_the_endpoint_pins(tmp_path: Path) -> None:
+    """An endpoint's ``cpus`` pins every worker to those cores (where the target runs)."""
+    from gameday.models import Endpoint
+
+    core = max(os.sched_getaffinity(0))
+    endpoint = Endpoint(service="redis", driver="stress", cpus=[core])
+    driver = StressDriver.from_endpoint(endpoint)
+    driver.state = tmp_path
+    handle = driver.apply(spec(CpuFault(workers=1, load_percent=20)), ttl=20)
+    try:
+        [pid] = pids(handle)
+        procs.wait_until(lambda: _allowed_cores(pid) == str(core), timeout=15,
+                         what=f"the worker pinned to core {core}")
+    finally:
+        driver.revert(handle)
+
+
+def test_pinning_to_a_core_the_machine_lacks_is_refused(tmp_path: Path) -> None:
+    """A core outside this process's affinity is a DriverError naming the usable ones."""
+    missing = max(os.sched_getaffinity(0)) + 64
+    with pytest.raises(DriverError, match=f"cores \\[{missing}\\].*usable"):
+        StressDriver(tmp_path, cpus=(missing,)).apply(spec(CpuFault(load_percent=10)), ttl=5)
+    assert list(tmp_path.glob("*.json")) == []
