@@ -10,7 +10,8 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 .PHONY: install demo ui ui-down test lint typecheck unit bench-proxy bench-tcp bench-guard clean
 
 $(STAMP): pyproject.toml scripts/install-debs.sh
-	./scripts/install-debs.sh prometheus prometheus-pushgateway redis-server postgresql
+	./scripts/install-debs.sh prometheus prometheus-pushgateway redis-server postgresql \
+	  prometheus-postgres-exporter prometheus-redis-exporter
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[all,dev]'

@@ -27,6 +27,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "kubernetes": ("kubernetes", "jsonschema"),
     "slack": ("slack_sdk",),
     "charts": ("matplotlib",),
+    "demo": ("starlette", "uvicorn", "asyncpg", "redis"),
 }
 
 #: The folders of the Prefect layer, beside the engine in a checkout.

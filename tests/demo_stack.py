@@ -15,6 +15,8 @@ process by PID at the end. Tests that inject faults remove them again (``clear_f
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -68,7 +70,7 @@ class DemoStack:
 
     @property
     def proxy_admin(self) -> dict[str, str]:
-        """Proxy admin URL by dependency: ``auth-service`` and ``profile-store``."""
+        """Proxy admin URL by dependency: ``auth-service``, ``redis`` and ``postgres``."""
         return self.state.proxy_admin_urls
 
     @property
@@ -146,10 +148,13 @@ class DemoStack:
 
 
 @pytest.fixture(scope="session")
-def demo_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoStack]:
+def demo_stack() -> Iterator[DemoStack]:
     """A demo stack with its Prefect server, up for the whole session, stopped by PID at the
     end (game-day flows run against the server)."""
-    folder = tmp_path_factory.mktemp("demo-stack")
+    # PostgreSQL runs as the postgres user, which cannot enter pytest's 0700 folders: a
+    # folder of its own, enterable, keeps the cluster inside the state folder as in a checkout.
+    folder = Path(tempfile.mkdtemp(prefix="gameday-demo-stack-"))
+    folder.chmod(0o711)
     # Generous: two cores are shared with other test runs.
     state = up(UpOptions(folder, prefect=True, timeout=120.0))
     stack = DemoStack(state, state.token())
@@ -163,3 +168,4 @@ def demo_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoStack]:
         else:
             os.environ[TOKEN_VARIABLE] = before
         down(folder)
+        shutil.rmtree(folder, ignore_errors=True)

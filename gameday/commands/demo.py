@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from gameday.errors import ConfigError
+from gameday.extras import require
 
 
 def _port(text: str) -> tuple[str, int]:
@@ -26,9 +27,9 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "demo",
         help="start, inspect and stop the built-in demo stack",
-        description="The demo stack: user-service calling auth-service and profile-store "
-        "through gameday fault proxies, a load generator, Prometheus and a Prefect server, "
-        "all on 127.0.0.1.",
+        description="The demo stack: user-service calling auth-service (HTTP), Redis and "
+        "PostgreSQL (TCP) through gameday fault proxies, their exporters, a load generator, "
+        "Prometheus and a Prefect server (its state in the same PostgreSQL), all on 127.0.0.1.",
     )
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--state", type=Path, default=None, metavar="DIR",
@@ -77,6 +78,7 @@ def _folder(args: argparse.Namespace) -> Path:
 
 
 def _up(args: argparse.Namespace) -> int:
+    require("demo", "chaosctl demo up")
     from gameday.demo.stack import UpOptions, up
 
     ports = dict(args.port)
@@ -90,6 +92,8 @@ def _up(args: argparse.Namespace) -> int:
     state = up(UpOptions(folder, ports, prefect=not args.no_prefect, rate=args.rate,
                          timeout=args.timeout, record_samples=args.record_samples))
     print(f"demo stack up in {time.monotonic() - began:.1f}s")
+    for note in state.notes:
+        print(f"note: {note}")
     width = max(len(part.name) for part in state.parts)
     for part in state.parts:
         extra = ""

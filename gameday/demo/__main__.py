@@ -1,119 +1,123 @@
-"""``python -m gameday.demo SERVICE``: run one part of the demo stack in this process.
+"""``python -m gameday.demo PART``: run one part of the demo stack in this process.
 
 ``chaosctl demo up`` starts each part this way; running one by hand helps when debugging.
-Every part binds 127.0.0.1 and stops cleanly on SIGTERM or SIGINT.
+Every part is a Starlette app on uvicorn, binds 127.0.0.1 and stops on SIGTERM or SIGINT
+within about a second (in-flight requests get :data:`~gameday.demo.web.GRACEFUL_SECONDS`).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import Protocol
+from types import FrameType
+from typing import Any
 
-from gameday.demo.http import Handler, serve
+from starlette.applications import Starlette
+
 from gameday.demo.metrics import ServiceMetrics
-from gameday.demo.resilience import RetryPolicy
+from gameday.demo.web import HOST, server, uvloop_available
 from gameday.redact import install_log_redaction
 
-HOST = "127.0.0.1"
-
-
-class _Closable(Protocol):
-    async def close(self) -> None: ...
+log = logging.getLogger(__name__)
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m gameday.demo",
-                                     description="Run one part of the gameday demo stack.")
+    parser = argparse.ArgumentParser(
+        prog="python -m gameday.demo",
+        description="Run one part of the gameday demo stack on 127.0.0.1 until SIGTERM or "
+                    "SIGINT. loadgen calls user-service, which calls auth-service over HTTP, "
+                    "Redis (profile cache) and PostgreSQL (profiles), each through a fault "
+                    "proxy.")
     sub = parser.add_subparsers(dest="part", required=True, metavar="PART")
 
-    auth = sub.add_parser("auth-service", help="checks bearer tokens")
-    auth.add_argument("--port", type=int, required=True)
-    auth.add_argument("--work-ms", type=float, default=3.0, help="wait per check (default 3)")
+    auth = sub.add_parser(
+        "auth-service", help="checks bearer tokens: GET|POST /verify",
+        description="auth-service: GET|POST /verify checks 'Authorization: Bearer <token>'.")
+    auth.add_argument("--port", type=int, required=True, help="port to listen on")
+    auth.add_argument("--work-ms", type=float, metavar="MS", default=3.0,
+                      help="time each check waits, as a real lookup would (default 3)")
 
-    store = sub.add_parser("profile-store", help="profiles over HTTP, SQLite behind")
-    store.add_argument("--port", type=int, required=True)
-    store.add_argument("--db", type=Path, required=True, help="SQLite file")
-    store.add_argument("--users", type=int, default=1000, help="profiles to seed (default 1000)")
+    users = sub.add_parser(
+        "user-service", help="GET /users/{id}: auth-service, then Redis, then PostgreSQL",
+        description="user-service: GET /users/{id} checks the token with auth-service, reads "
+                    "the profile from Redis and, on a miss or a cache failure, from "
+                    "PostgreSQL. The database password is read from PGPASSWORD.")
+    users.add_argument("--port", type=int, required=True, help="port to listen on")
+    users.add_argument("--auth-url", required=True,
+                       help="auth-service base URL (through its proxy), http://HOST:PORT")
+    users.add_argument("--redis-url", required=True,
+                       help="Redis URL (through its proxy), redis://HOST:PORT/DB")
+    users.add_argument("--db-url", required=True,
+                       help="PostgreSQL DSN without password (through its proxy), "
+                            "postgresql://USER@HOST:PORT/DATABASE")
+    users.add_argument("--transport-rules", type=Path, default=None, metavar="PATH",
+                       help="gameday transport rules file: inject its faults into the calls "
+                            "to auth-service from inside the process")
+    users.add_argument("--auth-timeout-ms", type=float, metavar="MS", default=200.0,
+                       help="per-attempt timeout of auth calls (default 200)")
+    users.add_argument("--auth-retries", type=int, metavar="N", default=2,
+                       help="retries of a failed auth call (default 2)")
+    users.add_argument("--db-timeout-ms", type=float, metavar="MS", default=500.0,
+                       help="per-attempt timeout of a database read, pool wait included "
+                            "(default 500)")
+    users.add_argument("--db-retries", type=int, metavar="N", default=1,
+                       help="retries of a database read that timed out or lost its "
+                            "connection (default 1)")
+    users.add_argument("--cache-timeout-ms", type=float, metavar="MS", default=50.0,
+                       help="longest a cache command may take before the database answers "
+                            "instead (default 50)")
+    users.add_argument("--db-pool-size", type=int, metavar="N", default=8,
+                       help="most database connections (default 8; 2 are kept open)")
+    users.add_argument("--backoff-ms", type=float, metavar="MS", default=20.0,
+                       help="backoff before the first retry, doubling after (default 20)")
+    users.add_argument("--no-breaker", action="store_true",
+                       help="no circuit breakers: auth-service and Redis are called on every "
+                            "request however often they fail")
 
-    users = sub.add_parser("user-service", help="GET /users/{id}: auth, then profile")
-    users.add_argument("--port", type=int, required=True)
-    users.add_argument("--auth-url", required=True, help="auth-service, through its proxy")
-    users.add_argument("--profile-url", required=True, help="profile-store, through its proxy")
-    users.add_argument("--auth-timeout-ms", type=float, default=200.0)
-    users.add_argument("--auth-retries", type=int, default=2)
-    users.add_argument("--profile-timeout-ms", type=float, default=500.0)
-    users.add_argument("--profile-retries", type=int, default=1)
-    users.add_argument("--backoff-ms", type=float, default=20.0, help="first retry's backoff")
-    users.add_argument("--no-breaker", action="store_true", help="no circuit breaker on auth")
-
-    load = sub.add_parser("loadgen", help="open-model load on user-service")
-    load.add_argument("--port", type=int, required=True)
+    load = sub.add_parser(
+        "loadgen", help="open-model load on user-service",
+        description="loadgen: sends GET /users/{id} at a fixed rate whatever the answers' "
+                    "latency. Control: GET|PUT /rate; samples: GET /samples?since=&limit=.")
+    load.add_argument("--port", type=int, required=True, help="port to listen on")
     load.add_argument("--target", required=True, help="user-service base URL")
     load.add_argument("--rate", type=float, default=20.0, help="requests per second (default 20)")
-    load.add_argument("--users", type=int, default=1000)
-    load.add_argument("--record", type=Path, default=None, help="append samples to this JSONL")
+    load.add_argument("--users", type=int, metavar="USERS", default=20_000,
+                      help="user ids drawn uniformly from 1..USERS (default 20000)")
+    load.add_argument("--record", type=Path, default=None, metavar="PATH",
+                      help="append every sample to this JSONL file")
     return parser
 
 
-async def _run(args: argparse.Namespace) -> None:
-    closers: list[_Closable] = []
-    background: asyncio.Task[None] | None = None
-    handler: Handler
+def _app(args: argparse.Namespace) -> Starlette:
     if args.part == "auth-service":
-        from gameday.demo.auth import auth_handler
+        from gameday.demo.auth import auth_app
 
-        handler = auth_handler(ServiceMetrics("auth-service"), work_ms=args.work_ms)
-    elif args.part == "profile-store":
-        from gameday.demo.profiles import open_store, profile_handler
+        return auth_app(ServiceMetrics("auth-service"), work_ms=args.work_ms)
+    if args.part == "user-service":
+        from gameday.demo.users import UserService, UserServiceOptions, user_app
 
-        handler = profile_handler(ServiceMetrics("profile-store"), open_store(args.db, args.users))
-    elif args.part == "user-service":
-        from gameday.demo.users import CallPolicy, Dependency, user_handler
+        options = UserServiceOptions(
+            auth_url=args.auth_url, redis_url=args.redis_url, db_url=args.db_url,
+            transport_rules=args.transport_rules,
+            auth_timeout=args.auth_timeout_ms / 1000, auth_retries=args.auth_retries,
+            db_timeout=args.db_timeout_ms / 1000, db_retries=args.db_retries,
+            cache_timeout=args.cache_timeout_ms / 1000, db_pool_size=args.db_pool_size,
+            backoff=args.backoff_ms / 1000, breakers=not args.no_breaker)
+        return user_app(UserService(options, ServiceMetrics("user-service")))
+    from gameday.demo.load import LoadGenerator, load_app
 
-        metrics = ServiceMetrics("user-service")
-        backoff = args.backoff_ms / 1000
-        auth = Dependency("auth-service", args.auth_url, CallPolicy(
-            args.auth_timeout_ms / 1000, RetryPolicy(args.auth_retries, backoff, 10 * backoff),
-            breaker=not args.no_breaker), metrics)
-        profiles = Dependency("profile-store", args.profile_url, CallPolicy(
-            args.profile_timeout_ms / 1000,
-            RetryPolicy(args.profile_retries, backoff, 10 * backoff)), metrics)
-        closers += [auth, profiles]
-        handler = user_handler(metrics, auth, profiles)
-    else:
-        from gameday.demo.load import LoadGenerator, load_handler
+    return load_app(LoadGenerator(args.target, args.rate, args.users, record=args.record))
 
-        generator = LoadGenerator(args.target, args.rate, args.users, record=args.record)
-        closers.append(generator)
-        handler = load_handler(generator)
 
-        async def load() -> None:
-            await generator.wait_ready()
-            await generator.run()
-
-        background = asyncio.create_task(load())
-
-    server = await serve(handler, HOST, args.port)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    logging.getLogger(__name__).info("%s listening on http://%s:%d", args.part, HOST, args.port)
-    await stop.wait()
-    if background is not None:
-        background.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await background
-    server.close()
-    for closer in closers:
-        await closer.close()
+def _stopped(signum: int, frame: FrameType | None) -> None:
+    # uvicorn shuts down on the signal, then raises it again for the handler found before it:
+    # this one, so that the process ends with 0 rather than by the signal's default action.
+    log.debug("stopped by signal %d", signum)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -123,18 +127,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     install_log_redaction()
     # One line per outgoing request would fill the logs at 20 requests per second.
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    try:
-        import uvloop  # lighter on CPU than the default loop; optional
+    app = _app(args)
+    uvicorn_server = server(app, args.port)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _stopped)
+    runner: Callable[[Coroutine[Any, Any, None]], None] = asyncio.run
+    if uvloop_available():
+        import uvloop
 
         runner = uvloop.run
-    except ImportError:
-        runner = asyncio.run  # type: ignore[assignment]
-    try:
-        runner(_run(args))
-    except OSError as exc:
-        print(f"{args.part}: cannot start: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    log.info("%s starting on http://%s:%d", args.part, HOST, args.port)
+    runner(uvicorn_server.serve())
+    return 0 if uvicorn_server.started else 1
 
 
 if __name__ == "__main__":

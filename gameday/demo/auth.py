@@ -3,6 +3,9 @@
 Tokens are ``<user>.<signature>``, signed with HMAC-SHA256 under a key the demo shares between
 the auth-service and the load generator. They exist to give the service real work to do; they
 guard nothing and are not secrets (the proxies' admin token is).
+
+Routes: ``GET|POST /verify`` with ``Authorization: Bearer <token>`` (200 ``{"user": id}`` or
+401), ``/health``, ``/metrics``.
 """
 
 from __future__ import annotations
@@ -11,8 +14,13 @@ import asyncio
 import hashlib
 import hmac
 
-from gameday.demo.http import Handler, Request, Response, error_response, json_response
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
 from gameday.demo.metrics import ServiceMetrics
+from gameday.demo.web import error_response, json_response, service_app
 
 #: Signing key of demo user tokens.
 DEMO_KEY = "gameday-demo"
@@ -32,8 +40,8 @@ def check_token(token: str, key: str = DEMO_KEY) -> str | None:
     return user
 
 
-def auth_handler(metrics: ServiceMetrics, work_ms: float = 3.0, key: str = DEMO_KEY) -> Handler:
-    """The auth-service: ``GET /verify`` with ``Authorization: Bearer <token>``."""
+def auth_app(metrics: ServiceMetrics, work_ms: float = 3.0, key: str = DEMO_KEY) -> Starlette:
+    """The auth-service."""
 
     async def verify(request: Request) -> Response:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
@@ -45,11 +53,4 @@ def auth_handler(metrics: ServiceMetrics, work_ms: float = 3.0, key: str = DEMO_
             return error_response(401, "invalid or missing bearer token")
         return json_response({"user": user})
 
-    async def handler(request: Request) -> Response:
-        if request.path == "/health":
-            return json_response({"status": "ok"})
-        if request.path == "/verify" and request.method in ("GET", "POST"):
-            return await verify(request)
-        return error_response(404, "not found")
-
-    return metrics.instrument(handler)
+    return service_app([Route("/verify", verify, methods=["GET", "POST"])], metrics)

@@ -10,6 +10,8 @@ from typing import Any
 
 import yaml
 
+from gameday.demo import redis_server
+from gameday.demo.parts import PROXIES
 from gameday.demo.state import TOKEN_VARIABLE, StackState
 from gameday.load import load_one
 from gameday.models import Environment
@@ -39,16 +41,15 @@ def document(state: StackState) -> dict[str, Any]:
         "guard_interval": "1s",
         "sign_off_severity": 4,
         "requesters": [],
-        "allowed_targets": ["user-service", "profile-store"],
+        "allowed_targets": ["user-service", "redis"],
         "endpoints": [
-            {"service": "user-service", "dependency": "auth-service", "driver": "proxy",
-             "admin_url": admin["auth-service"], "token": {"env": TOKEN_VARIABLE},
-             "health_url": users_health},
-            {"service": "user-service", "dependency": "profile-store", "driver": "proxy",
-             "admin_url": admin["profile-store"], "token": {"env": TOKEN_VARIABLE},
-             "health_url": users_health},
-            {"service": "profile-store", "driver": "stress",
-             "health_url": f"{state.url('profile-store')}/health"},
+            *({"service": "user-service", "dependency": dependency, "driver": "proxy",
+               "protocol": spec.mode, "admin_url": admin[dependency],
+               "token": {"env": TOKEN_VARIABLE}, "health_url": users_health}
+              for dependency, spec in PROXIES.items()),
+            # The cache's CPU: workers pinned to the core Redis is pinned to.
+            {"service": "redis", "driver": "stress", "cpus": [redis_server.core()],
+             "health_url": f"{state.url('redis-exporter')}/metrics"},
         ],
         "notify": {"console": True},
     }

@@ -6,6 +6,9 @@ the fault. Each request's start, duration and outcome is kept in a ring buffer s
 ``/samples`` (and optionally appended to a JSONL file), so a benchmark can find the first
 request that a fault slowed down and the first that was normal again.
 
+Users are drawn uniformly from ``1..users``; the default key space is larger than the demo's
+Redis may hold, so the cache evicts and misses keep reaching the database.
+
 Routes: ``/metrics``, ``/health``, ``GET /samples?since=UNIX_TS&limit=N``, ``GET|PUT /rate``.
 """
 
@@ -13,38 +16,44 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import random
 import time
 from collections import deque
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import IO, Any
 
 import httpx
-from prometheus_client import (
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    ProcessCollector,
-    generate_latest,
-)
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from gameday.demo.auth import issue_token
-from gameday.demo.http import Handler, Request, Response, error_response, json_response
-from gameday.demo.metrics import BUCKETS
+from gameday.demo.metrics import BUCKETS, metrics_route
+from gameday.demo.web import error_response, json_response, plain_app
 
 #: Requests outstanding at once before new ones are dropped (and counted as ``dropped``).
 MAX_IN_FLIGHT = 2000
 #: Samples kept for ``/samples`` (about 15 minutes at 20 requests per second).
 SAMPLES_KEPT = 20_000
+#: Users requests are spread over: more profiles than the demo's Redis has memory for.
+USERS = 20_000
+
+
+@functools.lru_cache(maxsize=USERS)
+def _authorization(user: str) -> str:
+    # Signed when first drawn, so a large key space costs nothing at start.
+    return f"Bearer {issue_token(user)}"
 
 
 class LoadGenerator:
     """Sends ``GET /users/{id}`` to ``target`` at ``rate`` requests per second."""
 
-    def __init__(self, target: str, rate: float = 20.0, users: int = 1000,
+    def __init__(self, target: str, rate: float = 20.0, users: int = USERS,
                  timeout: float = 10.0, record: Path | None = None,
                  rng: random.Random | None = None) -> None:
         self.target = target.rstrip("/")
@@ -55,7 +64,6 @@ class LoadGenerator:
         self._record: IO[str] | None = record.open("a", encoding="utf-8") if record else None
         self._rng = rng or random.Random()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._tokens = {str(n): f"Bearer {issue_token(str(n))}" for n in range(1, users + 1)}
         self.registry = CollectorRegistry()
         ProcessCollector(registry=self.registry)
         self.requests = Counter(
@@ -114,7 +122,7 @@ class LoadGenerator:
         self.in_flight.inc()
         try:
             response = await self.client.get(f"{self.target}/users/{user}",
-                                             headers={"authorization": self._tokens[user]})
+                                             headers={"authorization": _authorization(user)})
             code = str(response.status_code)
         except httpx.TimeoutException:
             code = "timeout"
@@ -150,31 +158,44 @@ class LoadGenerator:
             self._record.close()
 
 
-def load_handler(generator: LoadGenerator) -> Handler:
-    """The load generator's control and metrics routes."""
-    async def handler(request: Request) -> Response:
-        if request.path == "/metrics":
-            return Response(200, generate_latest(generator.registry), CONTENT_TYPE_LATEST)
-        if request.path == "/health":
-            return json_response({"status": "ok"})
-        if request.path == "/samples":
-            try:
-                since = float(request.query.get("since", "0"))
-                limit = int(request.query.get("limit", str(SAMPLES_KEPT)))
-            except ValueError:
-                return error_response(400, "since and limit must be numbers")
-            return json_response({"samples": generator.recent(since, limit)})
-        if request.path == "/rate" and request.method == "GET":
-            return json_response({"rate": generator.rate})
-        if request.path == "/rate" and request.method == "PUT":
-            try:
-                rate = float(request.json()["rate"])
-            except (ValueError, KeyError, TypeError):
-                return error_response(400, 'body must be {"rate": requests_per_second}')
-            if not 0 <= rate <= 1000:
-                return error_response(400, "rate must be within 0..1000 requests per second")
-            generator.rate = rate
-            return json_response({"rate": rate})
-        return error_response(404, "not found")
+def load_app(generator: LoadGenerator) -> Starlette:
+    """The load generator's control and metrics routes; load runs while the server does."""
 
-    return handler
+    async def samples(request: Request) -> Response:
+        try:
+            since = float(request.query_params.get("since", "0"))
+            limit = int(request.query_params.get("limit", str(SAMPLES_KEPT)))
+        except ValueError:
+            return error_response(400, "since and limit must be numbers")
+        return json_response({"samples": generator.recent(since, limit)})
+
+    async def rate(request: Request) -> Response:
+        if request.method == "GET":
+            return json_response({"rate": generator.rate})
+        try:
+            value = float((await request.json())["rate"])
+        except (ValueError, KeyError, TypeError):
+            return error_response(400, 'body must be {"rate": requests_per_second}')
+        if not 0 <= value <= 1000:
+            return error_response(400, "rate must be within 0..1000 requests per second")
+        generator.rate = value
+        return json_response({"rate": value})
+
+    async def load() -> None:
+        await generator.wait_ready()
+        await generator.run()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        runner = asyncio.create_task(load())
+        try:
+            yield
+        finally:
+            runner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await runner
+            await generator.close()
+
+    return plain_app([metrics_route(generator.registry),
+                      Route("/samples", samples, methods=["GET"]),
+                      Route("/rate", rate, methods=["GET", "PUT"])], lifespan)

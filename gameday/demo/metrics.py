@@ -1,13 +1,15 @@
 """The Prometheus metrics of the demo services, named as ``catalog/signals.yaml`` queries them.
 
 Each service process owns one registry. Label ``service`` names the exporting service and
-``dependency`` the service it calls. Requests to ``/metrics`` and ``/health`` are not counted,
-so scraping does not look like traffic.
+``dependency`` what it calls (``auth-service``, ``redis``, ``postgres``). Requests to
+``/metrics``, ``/health`` and ``/ready`` are not counted, so scraping and probing do not look
+like traffic.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from prometheus_client import (
     CollectorRegistry,
@@ -19,8 +21,12 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gameday.demo.http import Handler, Request, Response
+from gameday.demo.resilience import CircuitBreaker
 
 #: 10 ms steps to 500 ms tell 50, 120 and 250 ms faults apart; coarser steps up to 10 s.
 BUCKETS: tuple[float, ...] = (
@@ -28,12 +34,23 @@ BUCKETS: tuple[float, ...] = (
     *(round(0.01 * step, 2) for step in range(1, 51)),
     0.6, 0.7, 0.8, 0.9, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 7.5, 10.0,
 )
+#: A free pooled connection is handed out in microseconds, an exhausted pool makes callers wait
+#: up to their timeout: the request buckets start too late to tell the two apart.
+POOL_BUCKETS: tuple[float, ...] = (
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05,
+    0.1, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0,
+)
 
 #: Values of ``service_circuit_breaker_state``.
 BREAKER_STATES = {"closed": 0, "half_open": 1, "open": 2}
 
 #: Paths that are plumbing, not service traffic.
 UNCOUNTED = frozenset({"/metrics", "/health", "/ready"})
+
+#: Why a call attempt failed: no answer in time, no usable connection, or an error answer.
+ERROR_REASONS = ("timeout", "connect", "status")
+#: What a cache read found: ``skipped`` means the cache's breaker was open.
+CACHE_RESULTS = ("hit", "miss", "error", "skipped")
 
 # The ``*_created`` series double the series count and nothing here queries them.
 disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -74,34 +91,104 @@ class ServiceMetrics:
             "service_circuit_breaker_state",
             "Circuit breaker towards a dependency: 0 closed, 1 half-open, 2 open.",
             ["service", "dependency"], registry=self.registry)
+        self.cache_requests = Counter(
+            "service_cache_requests",
+            "Cache reads by result: hit, miss, error (fell back to the database), skipped "
+            "(the cache's breaker was open).",
+            ["service", "result"], registry=self.registry)
+        self.db_pool_wait = Histogram(
+            "service_db_pool_wait_seconds",
+            "Time from asking the database pool for a connection to holding one.",
+            ["service", "dependency"], buckets=POOL_BUCKETS, registry=self.registry)
+        self.db_connections_opened = Counter(
+            "service_db_connections_opened",
+            "Database connections the pool opened: at start, and to replace one that broke.",
+            ["service", "dependency"], registry=self.registry)
+        self.db_pool_connections = Gauge(
+            "service_db_pool_connections",
+            "Database pool connections, by state: idle or used.",
+            ["service", "state"], registry=self.registry)
         self.in_flight.labels(service)
         self.duration.labels(service)
 
-    def exposition(self) -> Response:
-        """The registry in Prometheus text format."""
-        return Response(200, generate_latest(self.registry), CONTENT_TYPE_LATEST)
+    def dependency(self, name: str) -> DownstreamMetrics:
+        """The call metrics towards dependency ``name``, every series created at zero."""
+        return DownstreamMetrics(self, name)
 
-    def instrument(self, handler: Handler) -> Handler:
-        """``handler`` with request counts, latency and in-flight tracking, plus ``/metrics``."""
-        in_flight = self.in_flight.labels(self.service)
-        duration = self.duration.labels(self.service)
+    def cache_result(self, result: str) -> Counter:
+        """The counter of cache reads that ended in ``result`` (one of CACHE_RESULTS)."""
+        return self.cache_requests.labels(self.service, result)
 
-        async def wrapped(request: Request) -> Response:
-            if request.path == "/metrics":
-                return self.exposition()
-            if request.path in UNCOUNTED:
-                return await handler(request)
-            started = time.perf_counter()
-            in_flight.inc()
-            code = 500
-            try:
-                response = await handler(request)
-                code = response.status
-                return response
-            finally:
-                in_flight.dec()
-                duration.observe(time.perf_counter() - started)
-                self.requests.labels(self.service, str(code)).inc()
+    def route(self) -> Route:
+        """``GET /metrics``: the registry in Prometheus text format."""
+        return metrics_route(self.registry)
 
-        return wrapped
 
+class DownstreamMetrics:
+    """The series of one service's calls to one dependency."""
+
+    def __init__(self, metrics: ServiceMetrics, dependency: str) -> None:
+        labels = (metrics.service, dependency)
+        self.latency = metrics.downstream_latency.labels(*labels)
+        self._errors = {reason: metrics.downstream_errors.labels(*labels, reason)
+                        for reason in ERROR_REASONS}
+        self.retries = metrics.downstream_retries.labels(*labels)
+        self.rejected = metrics.downstream_rejected.labels(*labels)
+        self._state = metrics.breaker_state.labels(*labels)
+
+    def error(self, reason: str) -> None:
+        """Count one failed attempt (``reason`` one of ERROR_REASONS)."""
+        self._errors[reason].inc()
+
+    def watch(self, breaker: CircuitBreaker | None) -> None:
+        """Export ``breaker``'s state; a dependency without one shows as closed."""
+        if breaker is not None:
+            self._state.set_function(lambda: BREAKER_STATES[breaker.state])
+
+
+def metrics_route(registry: CollectorRegistry) -> Route:
+    """``GET /metrics`` serving ``registry``."""
+
+    async def exposition(request: Request) -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    return Route("/metrics", exposition, methods=["GET"])
+
+
+class MetricsMiddleware:
+    """Counts, times and tracks in flight every HTTP request but the plumbing paths.
+
+    A plain ASGI middleware: it only watches the response's start message, so it adds no task
+    and no body buffering to a request.
+    """
+
+    def __init__(self, app: ASGIApp, metrics: ServiceMetrics,
+                 clock: Callable[[], float] = time.perf_counter) -> None:
+        self.app = app
+        self._service = metrics.service
+        self._requests = metrics.requests
+        self._in_flight = metrics.in_flight.labels(metrics.service)
+        self._duration = metrics.duration.labels(metrics.service)
+        self._clock = clock
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in UNCOUNTED:
+            await self.app(scope, receive, send)
+            return
+        # An app that fails before answering is answered 500 by the error middleware outside.
+        status = 500
+
+        async def watched(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        started = self._clock()
+        self._in_flight.inc()
+        try:
+            await self.app(scope, receive, watched)
+        finally:
+            self._in_flight.dec()
+            self._duration.observe(self._clock() - started)
+            self._requests.labels(self._service, str(status)).inc()

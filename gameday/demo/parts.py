@@ -2,10 +2,15 @@
 
 ::
 
-    loadgen ─▶ user-service ─▶ auth-proxy ─▶ auth-service
-                            └▶ profile-proxy ─▶ profile-store (SQLite)
-    prometheus scrapes all of them (the proxies on their admin port) and the pushgateway,
-    where game days push their run metrics; prefect stands beside.
+    loadgen ─▶ user-service ─▶ auth-proxy (http) ─▶ auth-service
+                 ├──────────▶ cache-proxy (tcp) ─▶ redis      (profile cache, maxmemory + LRU)
+                 └──────────▶ db-proxy (tcp)    ─▶ postgres   (profiles)
+    prometheus scrapes the services, the proxies (on their admin port), postgres-exporter,
+    redis-exporter and the pushgateway, where game days push their run metrics; prefect
+    stands beside, its state in its own database of the same PostgreSQL, reached directly.
+
+PostgreSQL and Redis start first (stage 0): the services and Prefect connect to them at start.
+Passwords reach a part through its environment, never its command line (``ps`` shows that).
 """
 
 from __future__ import annotations
@@ -16,18 +21,35 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gameday.demo import prometheus, pushgateway
+from gameday.demo import exporters, prometheus, pushgateway, redis_server
+from gameday.demo import postgres as pg
 from gameday.demo.prometheus import ScrapeTarget
 from gameday.errors import ConfigError, DemoError
 
 HOST = "127.0.0.1"
 #: Every port ``up`` needs, by the name ``--port NAME=PORT`` uses.
 PORT_NAMES = (
-    "user-service", "auth-service", "profile-store", "auth-proxy", "auth-proxy-admin",
-    "profile-proxy", "profile-proxy-admin", "loadgen", "pushgateway", "prometheus", "prefect",
+    "user-service", "auth-service", "postgres", "redis", "auth-proxy", "auth-proxy-admin",
+    "cache-proxy", "cache-proxy-admin", "db-proxy", "db-proxy-admin", "postgres-exporter",
+    "redis-exporter", "loadgen", "pushgateway", "prometheus", "prefect",
 )
-#: Fault proxies: part name → the dependency it stands in front of.
-PROXIES = {"auth-proxy": "auth-service", "profile-proxy": "profile-store"}
+
+
+@dataclass(frozen=True)
+class ProxySpec:
+    """A fault proxy in front of one of user-service's dependencies."""
+
+    part: str
+    dependency: str
+    mode: str  # http | tcp
+
+
+#: The fault proxies, by the dependency each stands in front of.
+PROXIES = {
+    "auth-service": ProxySpec("auth-proxy", "auth-service", "http"),
+    "redis": ProxySpec("cache-proxy", "redis", "tcp"),
+    "postgres": ProxySpec("db-proxy", "postgres", "tcp"),
+}
 
 
 @dataclass(frozen=True)
@@ -40,11 +62,12 @@ class PartSpec:
     url: str
     scrape: ScrapeTarget | None = None
     env: dict[str, str] = field(default_factory=dict)
+    stage: int = 1  # 0: the servers the others connect to at start
 
 
 @dataclass(frozen=True)
 class StackPlan:
-    """Every part of one stack, Prefect first: it is the slowest to become ready."""
+    """Every part of one stack, in the order they start."""
 
     parts: list[PartSpec]
     ports: dict[str, int]
@@ -53,6 +76,10 @@ class StackPlan:
     def scrape_targets(self) -> list[ScrapeTarget]:
         """The Prometheus jobs, one per scraped part."""
         return [part.scrape for part in self.parts if part.scrape is not None]
+
+    def stage(self, number: int) -> list[PartSpec]:
+        """The parts that start in stage ``number``."""
+        return [part for part in self.parts if part.stage == number]
 
 
 def check_port_names(ports: dict[str, int]) -> None:
@@ -86,47 +113,87 @@ def _url(port: int) -> str:
     return f"http://{HOST}:{port}"
 
 
+def _servers(folder: Path, ports: dict[str, int], cluster: pg.Cluster) -> list[PartSpec]:
+    """PostgreSQL, Redis and their exporters, which read them directly (not through a proxy,
+    so a fault on a dependency never blinds its exporter)."""
+    redis_port, pg_port = ports["redis"], ports["postgres"]
+    return [
+        PartSpec("postgres", pg.server_argv(cluster), {"tcp": pg_port},
+                 f"postgresql://{HOST}:{pg_port}", stage=0),
+        PartSpec("redis", redis_server.argv(redis_port, folder / "redis"), {"tcp": redis_port},
+                 f"redis://{HOST}:{redis_port}", stage=0),
+        PartSpec("postgres-exporter", exporters.postgres_argv(ports["postgres-exporter"]),
+                 {"http": ports["postgres-exporter"]}, _url(ports["postgres-exporter"]),
+                 ScrapeTarget("postgres-exporter", ports["postgres-exporter"]),
+                 env={"DATA_SOURCE_NAME": cluster.dsn("profiles", with_password=True)
+                      + "?sslmode=disable"}),
+        PartSpec("redis-exporter", exporters.redis_argv(ports["redis-exporter"], redis_port),
+                 {"http": ports["redis-exporter"]}, _url(ports["redis-exporter"]),
+                 ScrapeTarget("redis-exporter", ports["redis-exporter"])),
+    ]
+
+
+def _prefect(folder: Path, ports: dict[str, int], cluster: pg.Cluster) -> PartSpec:
+    home = folder / "prefect"
+    database = cluster.dsn("prefect", with_password=True).replace(
+        "postgresql://", "postgresql+asyncpg://", 1)
+    return PartSpec(
+        "prefect",
+        [prefect_binary(), "server", "start", "--host", HOST, "--port", str(ports["prefect"]),
+         "--analytics-off"],
+        {"http": ports["prefect"]}, _url(ports["prefect"]),
+        env={"PREFECT_HOME": str(home),
+             "PREFECT_API_DATABASE_CONNECTION_URL": database,
+             "PREFECT_API_URL": f"{_url(ports['prefect'])}/api",
+             "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"})
+
+
+def _proxies(ports: dict[str, int], token: str) -> list[PartSpec]:
+    parts = []
+    for spec in PROXIES.values():
+        listen, admin = ports[spec.part], ports[f"{spec.part}-admin"]
+        upstream = (_url(ports[spec.dependency]) if spec.mode == "http"
+                    else f"{HOST}:{ports[spec.dependency]}")
+        parts.append(PartSpec(
+            spec.part,
+            [sys.executable, "-m", "gameday", "proxy", "--mode", spec.mode,
+             "--listen", f"{HOST}:{listen}", "--upstream", upstream,
+             "--admin", f"{HOST}:{admin}", "--target", f"user-service/{spec.dependency}"],
+            {"listen": listen, "admin": admin},
+            _url(listen) if spec.mode == "http" else f"tcp://{HOST}:{listen}",
+            ScrapeTarget(spec.part, admin, bearer=True), env={"GAMEDAY_PROXY_TOKEN": token}))
+    return parts
+
+
 def plan(folder: Path, ports: dict[str, int], token: str, rate: float, with_prefect: bool,
-         record_samples: bool = False) -> StackPlan:
-    """The parts of a stack whose state lives in ``folder``, on ``ports`` (every name given)."""
+         cluster: pg.Cluster, record_samples: bool = False) -> StackPlan:
+    """The parts of a stack whose state lives in ``folder``, on ``ports`` (every name given).
+
+    ``cluster`` is the demo's PostgreSQL (``postgres.init``) with its port set.
+    """
     python = [sys.executable, "-m", "gameday.demo"]
-    parts: list[PartSpec] = []
+    parts = _servers(folder, ports, cluster)
     if with_prefect:
-        home = folder / "prefect"
-        parts.append(PartSpec(
-            "prefect",
-            [prefect_binary(), "server", "start", "--host", HOST, "--port", str(ports["prefect"]),
-             "--analytics-off"],
-            {"http": ports["prefect"]}, _url(ports["prefect"]),
-            env={"PREFECT_HOME": str(home),
-                 "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{home}/prefect.db",
-                 "PREFECT_API_URL": f"{_url(ports['prefect'])}/api",
-                 "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"}))
-    for name, extra in (("auth-service", []),
-                        ("profile-store", ["--db", str(folder / "profiles.db")])):
-        parts.append(PartSpec(name, [*python, name, "--port", str(ports[name]), *extra],
-                              {"http": ports[name]}, _url(ports[name]),
-                              ScrapeTarget(name, ports[name])))
-    for name, dependency in PROXIES.items():
-        listen, admin = ports[name], ports[f"{name}-admin"]
-        parts.append(PartSpec(
-            name,
-            [sys.executable, "-m", "gameday", "proxy", "--listen", f"{HOST}:{listen}",
-             "--upstream", _url(ports[dependency]), "--admin", f"{HOST}:{admin}",
-             "--target", f"user-service/{dependency}"],
-            {"listen": listen, "admin": admin}, _url(listen),
-            ScrapeTarget(name, admin, bearer=True), env={"GAMEDAY_PROXY_TOKEN": token}))
+        parts.append(_prefect(folder, ports, cluster))
+    parts.append(PartSpec("auth-service",
+                          [*python, "auth-service", "--port", str(ports["auth-service"])],
+                          {"http": ports["auth-service"]}, _url(ports["auth-service"]),
+                          ScrapeTarget("auth-service", ports["auth-service"])))
+    parts += _proxies(ports, token)
     parts.append(PartSpec(
         "user-service",
         [*python, "user-service", "--port", str(ports["user-service"]),
-         "--auth-url", _url(ports["auth-proxy"]), "--profile-url", _url(ports["profile-proxy"])],
+         "--auth-url", _url(ports["auth-proxy"]),
+         "--redis-url", f"redis://{HOST}:{ports['cache-proxy']}/0",
+         "--db-url", f"postgresql://{pg.ROLE}@{HOST}:{ports['db-proxy']}/profiles"],
         {"http": ports["user-service"]}, _url(ports["user-service"]),
-        ScrapeTarget("user-service", ports["user-service"])))
+        ScrapeTarget("user-service", ports["user-service"]),
+        env={"PGPASSWORD": cluster.password}))
     record = ["--record", str(folder / "samples.jsonl")] if record_samples else []
     parts.append(PartSpec(
         "loadgen",
         [*python, "loadgen", "--port", str(ports["loadgen"]), "--target",
-         _url(ports["user-service"]), "--rate", f"{rate:g}", *record],
+         _url(ports["user-service"]), "--rate", f"{rate:g}", "--users", str(pg.USERS), *record],
         {"http": ports["loadgen"]}, _url(ports["loadgen"]),
         ScrapeTarget("loadgen", ports["loadgen"])))
     # Pushed series carry their own job and run labels: honor_labels keeps them.

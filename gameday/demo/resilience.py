@@ -54,6 +54,15 @@ class RetryPolicy:
         return attempts, failure * attempts, attempts - 1
 
 
+@dataclass(frozen=True)
+class CallPolicy:
+    """How a service calls one dependency: per-attempt timeout (seconds), retries, breaker."""
+
+    timeout: float
+    retry: RetryPolicy
+    breaker: bool = False
+
+
 class CircuitBreaker:
     """Stop calling a dependency that keeps failing, and probe it again after a pause.
 

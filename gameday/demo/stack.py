@@ -11,6 +11,7 @@ that runner.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import os
 import secrets
@@ -25,8 +26,17 @@ from pathlib import Path
 import httpx
 
 from gameday import procs
-from gameday.demo import envfile, prometheus
-from gameday.demo.parts import HOST, PORT_NAMES, StackPlan, check_port_names, plan, proxy_available
+from gameday.demo import envfile, prometheus, redis_server
+from gameday.demo import postgres as pg
+from gameday.demo.parts import (
+    HOST,
+    PORT_NAMES,
+    PartSpec,
+    StackPlan,
+    check_port_names,
+    plan,
+    proxy_available,
+)
 from gameday.demo.state import (
     ENVIRONMENT_FILE,
     PID_DIR,
@@ -238,13 +248,30 @@ def _not_ready(state: StackState, stack: StackPlan, deadline: float) -> list[str
     return waiting
 
 
-def _wait_ready(state: StackState, stack: StackPlan, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
+def _check_alive(state: StackState) -> None:
+    for part in state.parts:
+        if not is_running(part):
+            raise DemoError(f"{part.name} exited while starting; the end of {part.log}:\n"
+                            f"{_tail(part.log)}")
+
+
+def _wait_servers(state: StackState, cluster: pg.Cluster, redis_port: int,
+                  deadline: float) -> None:
+    """Wait until PostgreSQL takes logins and Redis listens, then create and seed the
+    databases (the services and Prefect connect to them as they start) and warm the cache."""
+    while not (procs.port_open(redis_port, HOST) and pg.ready(cluster)):
+        _check_alive(state)
+        if time.monotonic() > deadline:
+            raise DemoError("PostgreSQL or Redis did not start in time "
+                            f"(logs in {state.folder / 'logs'})")
+        time.sleep(0.1)
+    pg.prepare(cluster)
+    redis_server.warm(redis_port, pg.profiles(cluster))
+
+
+def _wait_ready(state: StackState, stack: StackPlan, deadline: float, timeout: float) -> None:
     while True:
-        for part in state.parts:
-            if not is_running(part):
-                raise DemoError(f"{part.name} exited while starting; the end of {part.log}:\n"
-                                f"{_tail(part.log)}")
+        _check_alive(state)
         waiting = _not_ready(state, stack, deadline)
         if not waiting:
             return
@@ -270,6 +297,19 @@ def _refuse_running(folder: Path) -> None:
     shutil.rmtree(folder / PID_DIR, ignore_errors=True)
 
 
+def _start(state: StackState, spec: PartSpec) -> None:
+    """Start one part and record it at once."""
+    folder = state.folder
+    log = folder / "logs" / f"{spec.name}.log"
+    log.write_bytes(b"")
+    pidfile = folder / PID_DIR / f"{spec.name}.pid"
+    process = procs.start([*_WITH_PIDFILE, str(pidfile), *spec.argv], log=log, env=spec.env,
+                          cwd=folder)
+    state.parts.append(Part(name=spec.name, pid=process.pid, start_ticks=start_ticks(process.pid),
+                            ports=spec.ports, url=spec.url, log=str(log)))
+    save_state(state)
+
+
 def up(options: UpOptions) -> StackState:
     """Start the stack in ``options.folder`` and return what was started."""
     folder = options.folder.resolve()
@@ -285,25 +325,25 @@ def up(options: UpOptions) -> StackState:
         shutil.rmtree(folder / "prometheus", ignore_errors=True)
         for name in ("logs", PID_DIR):
             (folder / name).mkdir(exist_ok=True)
+        cluster = dataclasses.replace(pg.init(folder), port=ports["postgres"])
         token = secrets.token_urlsafe(32)
         token_file = write_token(folder, token)
-        stack = plan(folder, ports, token, options.rate, options.prefect, options.record_samples)
+        (folder / "redis").mkdir(exist_ok=True)
+        stack = plan(folder, ports, token, options.rate, options.prefect, cluster,
+                     options.record_samples)
         prometheus.write_config(folder / "prometheus.yml", stack.scrape_targets, rules,
                                 token_file)
-        state = StackState(state_dir=str(folder), created=time.time(), prefect=options.prefect)
+        state = StackState(state_dir=str(folder), created=time.time(), prefect=options.prefect,
+                           notes=[cluster.moved] if cluster.moved else [])
         save_state(state)
+        deadline = time.monotonic() + options.timeout
         try:
-            for spec in stack.parts:
-                log = folder / "logs" / f"{spec.name}.log"
-                log.write_bytes(b"")
-                pidfile = folder / PID_DIR / f"{spec.name}.pid"
-                process = procs.start([*_WITH_PIDFILE, str(pidfile), *spec.argv], log=log,
-                                      env=spec.env, cwd=folder)
-                state.parts.append(Part(name=spec.name, pid=process.pid,
-                                        start_ticks=start_ticks(process.pid), ports=spec.ports,
-                                        url=spec.url, log=str(log)))
-                save_state(state)
-            _wait_ready(state, stack, options.timeout)
+            for spec in stack.stage(0):
+                _start(state, spec)
+            _wait_servers(state, cluster, ports["redis"], deadline)
+            for spec in stack.stage(1):
+                _start(state, spec)
+            _wait_ready(state, stack, deadline, options.timeout)
             envfile.write(state)
         except BaseException:
             # A part interrupted before it was recorded is found by its own PID file.

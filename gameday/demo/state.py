@@ -12,7 +12,10 @@ Layout::
     <state>/token             proxy admin token, mode 0600
     <state>/environment.yaml  the demo's environment file
     <state>/prometheus.yml    Prometheus configuration; <state>/prometheus/ its TSDB
-    <state>/prefect/          PREFECT_HOME with the SQLite database
+    <state>/prefect/          PREFECT_HOME (its database is in PostgreSQL)
+    <state>/postgres/         the PostgreSQL cluster, owned by the postgres user (kept)
+    <state>/postgres.password role gameday's password, mode 0600 (kept with the cluster)
+    <state>/redis/            Redis's working folder (nothing is persisted)
     <state>/logs/<part>.log   each part's output
     <state>/pids/<part>.pid   each part's PID, written by the part itself
 """
@@ -27,6 +30,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from gameday.demo.parts import PROXIES
 from gameday.errors import DemoError
 from gameday.paths import state_dir
 
@@ -67,6 +71,7 @@ class StackState(BaseModel):
     created: float = Field(description="unix time the stack was started")
     prefect: bool = Field(description="whether a Prefect server is part of the stack")
     parts: list[Part] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list, description="what up wants the user to know")
 
     def part(self, name: str) -> Part:
         """The part called ``name``."""
@@ -113,10 +118,8 @@ class StackState(BaseModel):
     @property
     def proxy_admin_urls(self) -> dict[str, str]:
         """Admin API of each fault proxy, by the dependency it stands in front of."""
-        return {
-            "auth-service": f"http://127.0.0.1:{self.part('auth-proxy').ports['admin']}",
-            "profile-store": f"http://127.0.0.1:{self.part('profile-proxy').ports['admin']}",
-        }
+        return {dependency: f"http://127.0.0.1:{self.part(spec.part).ports['admin']}"
+                for dependency, spec in PROXIES.items()}
 
     @property
     def environment_file(self) -> Path:

@@ -1,68 +1,75 @@
 """user-service: the demo's front door, and the service game days break.
 
-``GET /users/{id}`` checks the caller's token with auth-service, then reads the profile from
-profile-store. Both calls go through gameday fault proxies, so faults injected there reach the
-user-service the way a slow or failing dependency would. Each dependency has its own per-attempt
-timeout and retry policy; the auth call also sits behind a circuit breaker.
+``GET /users/{id}`` checks the caller's token with auth-service (over HTTP), then reads the
+profile from the Redis cache and, on a miss or a cache failure, from PostgreSQL, writing it
+back to the cache afterwards. Each dependency is reached through a gameday fault proxy, so a
+fault injected there reaches the user-service the way a slow or failing dependency would.
+auth-service and the database each have a per-attempt timeout and a retry policy; auth-service
+and the cache also sit behind circuit breakers.
 
-Answers: 200 with the profile; 401 when auth-service rejects the token; 404 for an unknown
-profile; 503 when a breaker is open; 504 when the last attempt timed out; 502 otherwise.
+Answers: 200 ``{"id", "profile"}``; 401 when the token is missing or rejected; 404 for an
+unknown profile; 503 when auth-service's breaker is open; 504 when the last attempt timed out;
+502 otherwise. A cache failure alone never fails a request.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
+import contextlib
 import random
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
-from gameday.demo.http import Handler, Request, Response, error_response, json_response
-from gameday.demo.metrics import BREAKER_STATES, ServiceMetrics
+from gameday.demo.cache import ProfileCache
+from gameday.demo.database import ProfileDatabase
+from gameday.demo.metrics import ServiceMetrics
+from gameday.demo.resilience import CallPolicy as CallPolicy  # re-exported from its old home
 from gameday.demo.resilience import CircuitBreaker, RetryPolicy
+from gameday.demo.web import error_response, json_response, service_app
 from gameday.errors import DependencyFailed as DependencyFailed  # re-exported from its old home
+from gameday.injector.transport import AsyncFaultTransport
 
 SERVICE = "user-service"
-
-
-@dataclass(frozen=True)
-class CallPolicy:
-    """How user-service calls one dependency."""
-
-    timeout: float
-    retry: RetryPolicy
-    breaker: bool = False
+AUTH = "auth-service"
 
 
 class Dependency:
-    """Calls to one dependency with timeout, retries and an optional breaker, all measured."""
+    """HTTP calls to one dependency with timeout, retries and an optional breaker, measured.
+
+    ``transport_rules`` names a gameday rules file: the client's transport then injects the
+    faults it lists (:class:`~gameday.injector.transport.AsyncFaultTransport`).
+    """
 
     def __init__(self, name: str, base_url: str, policy: CallPolicy, metrics: ServiceMetrics,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None, transport_rules: Path | None = None) -> None:
         self.name = name
         self.policy = policy
         self.breaker = CircuitBreaker() if policy.breaker else None
-        self.client = httpx.AsyncClient(
-            base_url=base_url, trust_env=False, timeout=httpx.Timeout(30.0),
+        transport: httpx.AsyncBaseTransport = httpx.AsyncHTTPTransport(
             limits=httpx.Limits(max_connections=256, max_keepalive_connections=64))
+        self.faults: AsyncFaultTransport | None = None
+        if transport_rules is not None:
+            self.faults = AsyncFaultTransport(transport, rules_file=transport_rules,
+                                              target=f"{SERVICE}/{name}")
+            transport = self.faults
+        self.client = httpx.AsyncClient(base_url=base_url, trust_env=False,
+                                        timeout=httpx.Timeout(30.0), transport=transport)
         self._rng = rng or random.Random()
-        labels = (SERVICE, name)
-        self._latency = metrics.downstream_latency.labels(*labels)
-        self._errors = {reason: metrics.downstream_errors.labels(*labels, reason)
-                        for reason in ("timeout", "status", "connect")}
-        self._retries = metrics.downstream_retries.labels(*labels)
-        self._rejected = metrics.downstream_rejected.labels(*labels)
-        state = metrics.breaker_state.labels(*labels)
-        if self.breaker is not None:
-            breaker = self.breaker
-            state.set_function(lambda: BREAKER_STATES[breaker.state])
+        self.calls = metrics.dependency(name)
+        self.calls.watch(self.breaker)
 
     async def get(self, path: str, headers: dict[str, str]) -> tuple[int, bytes]:
         """Status and body of ``GET path``; ``DependencyFailed`` when no attempt succeeded."""
         if self.breaker is not None and not self.breaker.allow():
-            self._rejected.inc()
+            self.calls.rejected.inc()
             raise DependencyFailed(self.name, "circuit_open")
         success = False
         try:
@@ -78,7 +85,7 @@ class Dependency:
         failure = DependencyFailed(self.name, "connect")
         for attempt in range(retry.attempts):
             if attempt:
-                self._retries.inc()
+                self.calls.retries.inc()
                 await asyncio.sleep(retry.delay(attempt, self._rng))
             started = time.perf_counter()
             status: int | None = None
@@ -92,11 +99,11 @@ class Dependency:
                 reason = "connect"
             else:
                 if status < 500:
-                    self._latency.observe(time.perf_counter() - started)
+                    self.calls.latency.observe(time.perf_counter() - started)
                     return status, response.content
                 reason = "status"
-            self._latency.observe(time.perf_counter() - started)
-            self._errors[reason].inc()
+            self.calls.latency.observe(time.perf_counter() - started)
+            self.calls.error(reason)
             failure = DependencyFailed(self.name, reason, status)
         raise failure
 
@@ -114,42 +121,95 @@ class Dependency:
         await self.client.aclose()
 
 
-def _failure_response(exc: DependencyFailed) -> Response:
-    status = {"circuit_open": 503, "timeout": 504}.get(exc.reason, 502)
-    return error_response(status, f"dependency failed: {exc}")
+@dataclass(frozen=True)
+class UserServiceOptions:
+    """Where user-service's dependencies are and how it calls them (times in seconds)."""
+
+    auth_url: str
+    redis_url: str
+    db_url: str
+    transport_rules: Path | None = None
+    auth_timeout: float = 0.2
+    auth_retries: int = 2
+    db_timeout: float = 0.5
+    db_retries: int = 1
+    cache_timeout: float = 0.05
+    db_pool_size: int = 8
+    backoff: float = 0.02
+    breakers: bool = True
 
 
-def user_handler(metrics: ServiceMetrics, auth: Dependency, profiles: Dependency) -> Handler:
-    """The user-service's routes."""
+class UserService:
+    """user-service's dependencies and the answer to ``GET /users/{id}``."""
 
-    async def get_user(request: Request, user_id: str) -> Response:
-        token = request.headers.get("authorization")
-        if not token:
+    def __init__(self, options: UserServiceOptions, metrics: ServiceMetrics,
+                 rng: random.Random | None = None) -> None:
+        self.metrics = metrics
+        backoff = options.backoff
+        self.auth = Dependency(AUTH, options.auth_url, CallPolicy(
+            options.auth_timeout, RetryPolicy(options.auth_retries, backoff, 10 * backoff),
+            breaker=options.breakers), metrics, rng, options.transport_rules)
+        self.cache = ProfileCache(options.redis_url, options.cache_timeout, metrics,
+                                  CircuitBreaker() if options.breakers else None)
+        self.db = ProfileDatabase(options.db_url, CallPolicy(
+            options.db_timeout, RetryPolicy(options.db_retries, backoff, 10 * backoff)),
+            options.db_pool_size, metrics, rng)
+
+    async def get_user(self, user_id: str, authorization: str | None) -> Response:
+        """The answer to ``GET /users/{user_id}``."""
+        if not authorization:
             return error_response(401, "missing bearer token")
         try:
-            status, body = await auth.get("/verify", {"authorization": token})
+            status, _ = await self.auth.get("/verify", {"authorization": authorization})
             if status in (401, 403):
                 return error_response(401, "token rejected by auth-service")
             if status != 200:
                 return error_response(502, f"auth-service answered {status}")
-            status, body = await profiles.get(f"/profiles/{user_id}", {})
+            profile = await self.cache.get(user_id)
+            if profile is None:
+                profile = await self.db.fetch(user_id)
+                if profile is None:
+                    return error_response(404, f"no user {user_id!r}")
+                self.cache.put_later(profile)
         except DependencyFailed as exc:
-            return _failure_response(exc)
-        if status == 404:
-            return error_response(404, f"no user {user_id!r}")
-        if status != 200:
-            return error_response(502, f"profile-store answered {status}")
-        return json_response({"id": user_id, "profile": json.loads(body)})
+            status = {"circuit_open": 503, "timeout": 504}.get(exc.reason, 502)
+            return error_response(status, f"dependency failed: {exc}")
+        return json_response({"id": user_id, "profile": profile.as_json()})
 
-    async def handler(request: Request) -> Response:
-        if request.path == "/health":
-            return json_response({"status": "ok"})
-        if request.path == "/ready":
-            ready = all(await asyncio.gather(auth.healthy(), profiles.healthy()))
-            return json_response({"ready": ready}, 200 if ready else 503)
-        prefix, _, user_id = request.path.rpartition("/")
-        if prefix == "/users" and user_id and request.method in ("GET", "HEAD"):
-            return await get_user(request, user_id)
-        return error_response(404, "not found")
+    async def ready(self) -> bool:
+        """Whether auth-service, the database and the cache all answer (a second each)."""
+        checks = await asyncio.gather(self.auth.healthy(), self.db.ping(), self.cache.ping())
+        return all(checks)
 
-    return metrics.instrument(handler)
+    async def start(self) -> None:
+        """Open the database pool (the other clients connect on first use)."""
+        await self.db.open()
+
+    async def close(self) -> None:
+        """Close every client."""
+        await self.auth.close()
+        await self.cache.close()
+        await self.db.close()
+
+
+def user_app(service: UserService) -> Starlette:
+    """user-service's routes, opening and closing its clients with the server."""
+
+    async def get_user(request: Request) -> Response:
+        return await service.get_user(request.path_params["user_id"],
+                                      request.headers.get("authorization"))
+
+    async def ready(request: Request) -> Response:
+        is_ready = await service.ready()
+        return json_response({"ready": is_ready}, 200 if is_ready else 503)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await service.start()
+        try:
+            yield
+        finally:
+            await service.close()
+
+    return service_app([Route("/users/{user_id}", get_user, methods=["GET"]),
+                        Route("/ready", ready, methods=["GET"])], service.metrics, lifespan)

@@ -1,215 +1,369 @@
-"""The demo services in one process: user-service's timeouts, retries and breaker, the load
-generator's open model, and the small HTTP server under them."""
+"""user-service and auth-service on uvicorn against a real Redis and PostgreSQL: the cache and
+its breaker, database retries and timeouts, auth timeouts, retries and breaker, the command
+lines."""
 
 from __future__ import annotations
 
 import asyncio
-import sqlite3
-from collections.abc import Awaitable, Callable
+import contextlib
+import dataclasses
+import json
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
+import pytest
+import redis
+from starlette.responses import JSONResponse
+from starlette.types import Receive, Scope, Send
 
-from gameday.demo.auth import auth_handler, issue_token
-from gameday.demo.http import Handler, Request, Response, error_response, serve
-from gameday.demo.load import LoadGenerator, load_handler
+from gameday import procs
+from gameday.demo.auth import auth_app, issue_token
+from gameday.demo.cache import TTL_SECONDS
 from gameday.demo.metrics import ServiceMetrics
-from gameday.demo.profiles import open_store, profile_handler
-from gameday.demo.resilience import RetryPolicy
-from gameday.demo.users import CallPolicy, Dependency, user_handler
+from gameday.demo.users import UserService, UserServiceOptions, user_app
+from tests.demo.conftest import RunningPostgres, RunningRedis
+from tests.demo.servers import eventually, serving
+
+pytestmark = pytest.mark.integration
+
+CATALOG_SIGNALS = Path(__file__).parents[2] / "catalog" / "signals.yaml"
+OTHERS = "FROM pg_stat_activity WHERE datname = 'profiles' AND pid <> pg_backend_pid()"
+KILL = f"SELECT pg_terminate_backend(pid) {OTHERS}"
+BACKENDS = f"SELECT pid {OTHERS}"
 
 
-async def _start(handler: Handler) -> tuple[asyncio.Server, str]:
-    server = await serve(handler, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    return server, f"http://127.0.0.1:{port}"
+@dataclass(frozen=True)
+class Backends:
+    """The module's PostgreSQL and Redis, Redis emptied for each test."""
+
+    db_url: str
+    redis_url: str
+    password: str
 
 
-class Scripted:
-    """A dependency that answers from a script: an int status, or a float delay then 200."""
+@pytest.fixture
+def backends(postgres: RunningPostgres, redis_server: RunningRedis,
+             monkeypatch: pytest.MonkeyPatch) -> Backends:
+    monkeypatch.setenv("PGPASSWORD", postgres.password)
+    with redis.Redis.from_url(redis_server.url) as client:
+        client.flushdb()
+    return Backends(postgres.dsn("profiles"), redis_server.url, postgres.password)
 
-    def __init__(self, script: list[int | float], real: Handler) -> None:
+
+class ScriptedAuth:
+    """The real auth-service behind a script: an int status, or a float delay, per /verify."""
+
+    def __init__(self, script: Sequence[int | float]) -> None:
+        self.app = auth_app(ServiceMetrics("auth-service"), work_ms=0)
         self.script = list(script)
-        self.real = real
         self.calls = 0
 
-    async def __call__(self, request: Request) -> Response:
-        if request.path == "/health":
-            return await self.real(request)
-        self.calls += 1
-        step = self.script.pop(0) if self.script else 200
-        if isinstance(step, float):
-            await asyncio.sleep(step)
-        elif step != 200:
-            return error_response(step, "scripted failure")
-        return await self.real(request)
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == "/verify":
+            self.calls += 1
+            step = self.script.pop(0) if self.script else 200
+            if isinstance(step, float):
+                await asyncio.sleep(step)
+            elif step != 200:
+                await JSONResponse({"error": "scripted"}, step)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
-Scenario = Callable[[str, ServiceMetrics, Scripted], Awaitable[None]]
+@dataclass
+class Case:
+    """A running user-service and what a scenario looks at."""
+
+    url: str
+    metrics: ServiceMetrics
+    auth: ScriptedAuth
+    service: UserService
+    client: httpx.AsyncClient
+
+    def value(self, name: str, **labels: str) -> float:
+        query = {"service": "user-service", **labels}
+        return self.metrics.registry.get_sample_value(name, query) or 0.0
+
+    async def user(self, user_id: str, token: str | None = None) -> httpx.Response:
+        token = token or issue_token(user_id)
+        return await self.client.get(f"{self.url}/users/{user_id}",
+                                     headers={"authorization": f"Bearer {token}"})
 
 
-def run_user_service(tmp_path: Path, auth_script: list[int | float],
-                     scenario: Scenario, breaker: bool = True) -> None:
-    """Start auth, profiles and user-service in-process and run ``scenario`` against them."""
+def run_user_service(backends: Backends, scenario: Callable[[Case], Awaitable[None]],
+                     auth_script: Sequence[int | float] = (), **options: Any) -> None:
+    """Start auth-service and user-service in-process, run ``scenario`` against them."""
 
     async def main() -> None:
-        db: sqlite3.Connection = open_store(tmp_path / "p.db", users=10)
-        auth = Scripted(auth_script, auth_handler(ServiceMetrics("auth-service"), work_ms=0))
-        auth_server, auth_url = await _start(auth)
-        store_server, store_url = await _start(profile_handler(ServiceMetrics("profile-store"), db))
-        metrics = ServiceMetrics("user-service")
-        fast = RetryPolicy(retries=2, base=0.001, cap=0.002)
-        deps = [Dependency("auth-service", auth_url, CallPolicy(0.1, fast, breaker), metrics),
-                Dependency("profile-store", store_url, CallPolicy(0.5, fast), metrics)]
-        user_server, user_url = await _start(user_handler(metrics, *deps))
-        servers = [auth_server, store_server, user_server]
+        auth = ScriptedAuth(auth_script)
+        async with serving(auth) as auth_url:
+            settings = UserServiceOptions(auth_url, backends.redis_url, backends.db_url,
+                                          auth_timeout=0.25, cache_timeout=0.1, backoff=0.001)
+            metrics = ServiceMetrics("user-service")
+            service = UserService(dataclasses.replace(settings, **options), metrics)
+            async with (serving(user_app(service)) as url,
+                        httpx.AsyncClient(trust_env=False, timeout=10) as client):
+                await scenario(Case(url, metrics, auth, service, client))
+
+    asyncio.run(main())
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def silent_port() -> Iterator[int]:
+    """A loopback port that accepts connections and never answers."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(256)
+        yield int(sock.getsockname()[1])
+
+
+def test_profile_comes_from_the_database_then_from_redis(backends: Backends) -> None:
+    """A miss reads PostgreSQL and fills Redis; the next read is a hit; 404 and 401 answer."""
+
+    async def scenario(case: Case) -> None:
+        first = await case.user("3")
+        assert first.status_code == 200
+        profile = {"id": "3", "name": "User 3", "email": "user3@example.test", "plan": "free"}
+        assert first.json() == {"id": "3", "profile": profile}
+        assert case.value("service_cache_requests_total", result="miss") == 1
+        assert case.value("service_downstream_latency_seconds_count", dependency="postgres") == 1
+        cache = redis.asyncio.Redis.from_url(backends.redis_url)
+        await eventually(lambda: cache.exists("profile:3"))
+        assert json.loads(await cache.get("profile:3")) == profile
+        assert 0 < await cache.ttl("profile:3") <= TTL_SECONDS
+        await cache.aclose()
+        second = await case.user("3")
+        assert second.json() == first.json()
+        assert case.value("service_cache_requests_total", result="hit") == 1
+        assert case.value("service_downstream_latency_seconds_count", dependency="postgres") == 1
+        assert (await case.user("999")).status_code == 404
+        assert (await case.user("3", token="3.forged")).status_code == 401
+        assert case.value("service_requests_total", code="200") == 2
+        assert case.value("service_db_pool_wait_seconds_count", dependency="postgres") >= 2
+        assert case.value("service_db_pool_connections", state="idle") >= 1
+        assert (await case.client.get(f"{case.url}/ready")).status_code == 200
+        text = (await case.client.get(f"{case.url}/metrics")).text
+        assert 'service_circuit_breaker_state{dependency="redis"' in text
+        # Probes and scrapes are not traffic.
+        assert case.value("service_requests_total", code="200") == 2
+
+    run_user_service(backends, scenario)
+
+
+@pytest.mark.parametrize("outage", ["refused", "silent"])
+def test_a_cache_outage_falls_back_to_the_database(backends: Backends, outage: str) -> None:
+    """Redis gone or mute: every request still 200; errors counted, then the breaker skips."""
+    with silent_port() as silent:
+        port = closed_port() if outage == "refused" else silent
+
+        async def scenario(case: Case) -> None:
+            for n in range(1, 21):
+                started = time.perf_counter()
+                assert (await case.user(str(n))).status_code == 200
+                assert time.perf_counter() - started < 2.0
+            reason = "connect" if outage == "refused" else "timeout"
+            assert case.value("service_downstream_errors_total", dependency="redis",
+                              reason=reason) >= 5
+            assert case.value("service_cache_requests_total", result="error") >= 3
+            assert case.value("service_cache_requests_total", result="skipped") >= 5
+            assert case.value("service_downstream_rejected_total", dependency="redis") >= 5
+            assert case.value("service_circuit_breaker_state", dependency="redis") == 2
+            assert case.value("service_cache_requests_total", result="hit") == 0
+            assert (await case.client.get(f"{case.url}/ready")).status_code == 503
+
+        run_user_service(dataclasses.replace(backends, redis_url=f"redis://127.0.0.1:{port}/0"),
+                         scenario)
+
+
+def test_killed_database_connections_are_replaced(backends: Backends) -> None:
+    """Idle connections killed: the next requests get new ones. One killed mid-query: the
+    read is retried once, on a new connection, and answers."""
+
+    async def scenario(case: Case) -> None:
+        assert (await case.user("10")).status_code == 200
+        db = await asyncpg.connect(backends.db_url, password=backends.password)
         try:
-            await scenario(user_url, metrics, auth)
+            killed = {row[0] for row in await db.fetch(BACKENDS)}
+            assert len(await db.fetch(KILL)) == len(killed) >= 1
+            for n in range(11, 16):
+                assert (await case.user(str(n))).status_code == 200
+
+            async def replaced() -> bool:
+                return not killed & {row[0] for row in await db.fetch(BACKENDS)}
+
+            await eventually(replaced)
+            retries = case.value("service_downstream_retries_total", dependency="postgres")
+            errors = case.value("service_downstream_errors_total", dependency="postgres",
+                                reason="connect")
+            # A lock makes the next query wait in the server, where it is killed.
+            async with db.transaction():
+                await db.execute("LOCK TABLE profiles IN ACCESS EXCLUSIVE MODE")
+                request = asyncio.create_task(case.user("20"))
+                await eventually(lambda: db.fetchval(
+                    "SELECT count(*) > 0 FROM pg_stat_activity WHERE datname = 'profiles' "
+                    "AND wait_event_type = 'Lock'"))
+                assert len(await db.fetch(KILL)) >= 1
+            response = await request
         finally:
-            for dep in deps:
-                await dep.close()
-            for server in servers:
-                server.close()
-            db.close()
+            await db.close()
+        assert response.status_code == 200, response.text
+        assert response.json()["profile"]["email"] == "user20@example.test"
+        assert case.value("service_downstream_retries_total", dependency="postgres") == \
+            retries + 1
+        assert case.value("service_downstream_errors_total", dependency="postgres",
+                          reason="connect") == errors + 1
 
-    asyncio.run(main())
-
-
-def _value(metrics: ServiceMetrics, name: str, **labels: str) -> float:
-    return metrics.registry.get_sample_value(name, {"service": "user-service", **labels}) or 0.0
-
-
-def _bearer(user: str) -> dict[str, str]:
-    return {"authorization": f"Bearer {issue_token(user)}"}
+    # The backoff lets the other killed connection's close arrive before the retry.
+    run_user_service(backends, scenario, db_timeout=5.0, backoff=0.05)
 
 
-async def _get(url: str, headers: dict[str, str] | None = None) -> httpx.Response:
-    async with httpx.AsyncClient(trust_env=False) as client:
-        return await client.get(url, headers=headers)
+def test_a_slow_database_times_out_and_recovers(backends: Backends) -> None:
+    """A query held past its timeout twice: 504, two timeouts counted; the cancelled queries'
+    connections go back to the pool, and the next request is served by it."""
+
+    async def scenario(case: Case) -> None:
+        assert (await case.user("30")).status_code == 200
+        db = await asyncpg.connect(backends.db_url, password=backends.password)
+        try:
+            async with db.transaction():
+                await db.execute("LOCK TABLE profiles IN ACCESS EXCLUSIVE MODE")
+                started = time.perf_counter()
+                response = await case.user("31")
+                elapsed = time.perf_counter() - started
+        finally:
+            await db.close()
+        assert response.status_code == 504, response.text
+        assert 0.6 <= elapsed < 3.0
+        assert case.value("service_downstream_errors_total", dependency="postgres",
+                          reason="timeout") == 2
+        assert case.value("service_downstream_retries_total", dependency="postgres") == 1
+        assert (await case.user("31")).status_code == 200
+        await eventually(lambda: case.value("service_db_pool_connections", state="used") == 0)
+
+    run_user_service(backends, scenario, db_timeout=0.3)
 
 
-def test_a_valid_request_returns_the_profile(tmp_path: Path) -> None:
-    """Auth then profile: 200 with the profile, one call to each dependency measured."""
+def test_failed_auth_attempts_are_retried_and_counted(backends: Backends) -> None:
+    """Two 503s then success: 200; 2 errors, 2 retries and 3 attempts counted."""
 
-    async def scenario(url: str, metrics: ServiceMetrics, auth: Scripted) -> None:
-        response = await _get(f"{url}/users/3", _bearer("3"))
-        assert response.status_code == 200
-        assert response.json()["profile"]["email"] == "user3@example.test"
-        assert _value(metrics, "service_requests_total", code="200") == 1
-        for dependency in ("auth-service", "profile-store"):
-            assert _value(metrics, "service_downstream_latency_seconds_count",
-                          dependency=dependency) == 1
-        assert (await _get(f"{url}/users/99", _bearer("99"))).status_code == 404
-        assert (await _get(f"{url}/users/3", {"authorization": "Bearer 3.forged"})).status_code \
-            == 401
-        text = (await _get(f"{url}/metrics")).text
-        assert 'service_circuit_breaker_state{dependency="auth-service"' in text
+    async def scenario(case: Case) -> None:
+        assert (await case.user("1")).status_code == 200
+        assert case.auth.calls == 3
+        labels = {"dependency": "auth-service"}
+        assert case.value("service_downstream_errors_total", reason="status", **labels) == 2
+        assert case.value("service_downstream_retries_total", **labels) == 2
+        assert case.value("service_downstream_latency_seconds_count", **labels) == 3
 
-    run_user_service(tmp_path, [], scenario)
+    run_user_service(backends, scenario, auth_script=[503, 503])
 
 
-def test_failed_auth_attempts_are_retried_and_counted(tmp_path: Path) -> None:
-    """Two 503s then success: the user sees 200; 2 errors and 2 retries are counted."""
+def test_slow_auth_times_out_on_every_attempt(backends: Backends) -> None:
+    """auth-service slower than its timeout three times: 504, three timeouts counted."""
 
-    async def scenario(url: str, metrics: ServiceMetrics, auth: Scripted) -> None:
-        response = await _get(f"{url}/users/1", _bearer("1"))
-        assert response.status_code == 200
-        assert auth.calls == 3
-        assert _value(metrics, "service_downstream_errors_total", dependency="auth-service",
-                      reason="status") == 2
-        assert _value(metrics, "service_downstream_retries_total",
-                      dependency="auth-service") == 2
-        assert _value(metrics, "service_downstream_latency_seconds_count",
-                      dependency="auth-service") == 3
+    async def scenario(case: Case) -> None:
+        assert (await case.user("1")).status_code == 504
+        assert case.value("service_downstream_errors_total", dependency="auth-service",
+                          reason="timeout") == 3
 
-    run_user_service(tmp_path, [503, 503], scenario)
+    run_user_service(backends, scenario, auth_script=[0.6, 0.6, 0.6])
 
 
-def test_slow_auth_times_out_on_every_attempt(tmp_path: Path) -> None:
-    """Auth slower than its timeout on all three attempts: 504, three timeouts counted."""
+def test_auth_down_is_502_then_the_breaker_answers_503(backends: Backends) -> None:
+    """No auth-service: 502 after three connect errors, until the breaker opens: 503."""
 
-    async def scenario(url: str, metrics: ServiceMetrics, auth: Scripted) -> None:
-        response = await _get(f"{url}/users/1", _bearer("1"))
-        assert response.status_code == 504
-        assert _value(metrics, "service_downstream_errors_total", dependency="auth-service",
-                      reason="timeout") == 3
-
-    run_user_service(tmp_path, [0.3, 0.3, 0.3], scenario)
-
-
-def test_breaker_opens_and_answers_fast(tmp_path: Path) -> None:
-    """After ten failed auth calls the breaker opens: 503 without calling auth-service."""
-
-    async def scenario(url: str, metrics: ServiceMetrics, auth: Scripted) -> None:
+    async def scenario(case: Case) -> None:
         for _ in range(10):
-            assert (await _get(f"{url}/users/1", _bearer("1"))).status_code == 502
-        calls = auth.calls
-        response = await _get(f"{url}/users/1", _bearer("1"))
-        assert response.status_code == 503
-        assert auth.calls == calls
-        assert _value(metrics, "service_circuit_breaker_state", dependency="auth-service") == 2
-        assert _value(metrics, "service_downstream_rejected_total",
-                      dependency="auth-service") == 1
+            assert (await case.user("1")).status_code == 502
+        assert case.value("service_downstream_errors_total", dependency="auth-service",
+                          reason="connect") == 30
+        assert case.value("service_circuit_breaker_state", dependency="auth-service") == 2
+        assert (await case.user("1")).status_code == 503
+        assert case.value("service_downstream_rejected_total", dependency="auth-service") == 1
+        assert (await case.client.get(f"{case.url}/ready")).status_code == 503
 
-    run_user_service(tmp_path, [503] * 30, scenario)
-
-
-def test_load_leaves_on_schedule_while_answers_lag(tmp_path: Path) -> None:
-    """Open model: against a 1 s target, 0.5 s at 40 req/s still sends about 20 requests."""
-
-    async def slow(request: Request) -> Response:
-        if request.path == "/ready":
-            return Response(200, b"{}")
-        await asyncio.sleep(1.0)
-        return Response(200, b"{}")
-
-    async def main() -> list[dict[str, Any]]:
-        server, url = await _start(slow)
-        generator = LoadGenerator(url, rate=40, users=5)
-        control, control_url = await _start(load_handler(generator))
-        await generator.wait_ready(5)
-        runner = asyncio.create_task(generator.run())
-        await asyncio.sleep(0.5)
-        sent_while_waiting = generator.outstanding
-        await asyncio.sleep(1.2)
-        runner.cancel()
-        samples: list[dict[str, Any]] = (
-            await _get(f"{control_url}/samples?since=0")).json()["samples"]
-        metrics = (await _get(f"{control_url}/metrics")).text
-        await generator.close()
-        server.close()
-        control.close()
-        assert 12 <= sent_while_waiting <= 22
-        assert "loadgen_request_duration_seconds_bucket" in metrics
-        return samples
-
-    samples = asyncio.run(main())
-    assert len(samples) >= 15
-    assert all(s["code"] == "200" and s["ms"] >= 1000 for s in samples)
-    assert samples == sorted(samples, key=lambda s: s["t"])
+    run_user_service(backends, scenario, auth_url=f"http://127.0.0.1:{closed_port()}")
 
 
-def test_server_keeps_connections_and_rejects_bad_requests() -> None:
-    """Two requests share one connection; a chunked upload gets 411 and a closed connection."""
+def test_transport_rules_inject_faults_into_auth_calls(backends: Backends,
+                                                        tmp_path: Path) -> None:
+    """An abort rule in --transport-rules reaches auth calls without a proxy: 502."""
+    rules = tmp_path / "rules.json"
+    rules.write_text(json.dumps({"rules": [{
+        "fault": {"kind": "abort", "status": 503}, "ttl": 60,
+        "labels": {"run": "run-1", "scenario": "t", "environment": "demo", "step": 1}}]}))
 
-    async def echo(request: Request) -> Response:
-        return Response(200, request.path.encode(), "text/plain")
+    async def scenario(case: Case) -> None:
+        faults = case.service.auth.faults
+        assert faults is not None
+        await eventually(faults.active_rules)
+        assert (await case.user("1")).status_code == 502
+        assert case.auth.calls == 0
+        assert case.value("service_downstream_errors_total", dependency="auth-service",
+                          reason="status") == 3
 
-    async def main() -> None:
-        server, url = await _start(echo)
-        port = int(url.rsplit(":", 1)[1])
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        for path in ("/a", "/b"):
-            writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
-            await writer.drain()
-            head = await reader.readuntil(b"\r\n\r\n")
-            assert head.startswith(b"HTTP/1.1 200")
-            assert await reader.readexactly(2) == path.encode()
-        writer.write(b"POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n")
-        await writer.drain()
-        assert (await reader.read()).startswith(b"HTTP/1.1 411")
-        writer.close()
-        server.close()
+    run_user_service(backends, scenario, transport_rules=rules)
 
-    asyncio.run(main())
+
+def test_catalog_signals_find_their_metrics(backends: Backends) -> None:
+    """Every service_* metric catalog/signals.yaml queries is in user-service's /metrics."""
+    wanted = set(re.findall(r"\b(service_[a-z_]+)\{", CATALOG_SIGNALS.read_text()))
+    assert {"service_requests_total", "service_cache_requests_total"} <= wanted
+
+    async def scenario(case: Case) -> None:
+        assert (await case.user("1")).status_code == 200
+        text = (await case.client.get(f"{case.url}/metrics")).text
+        missing = {name for name in wanted if not re.search(rf"^{name}\{{", text, re.M)}
+        assert not missing
+
+    run_user_service(backends, scenario)
+
+
+def test_the_parts_run_from_their_command_lines(backends: Backends) -> None:
+    """The stack's command lines: ready, serving, and SIGTERM ends each with 0 promptly."""
+    auth_port, user_port = procs.free_port(), procs.free_port()
+    python = [sys.executable, "-m", "gameday.demo"]
+    argvs = [
+        [*python, "auth-service", "--port", str(auth_port)],
+        [*python, "user-service", "--port", str(user_port),
+         "--auth-url", f"http://127.0.0.1:{auth_port}", "--redis-url", backends.redis_url,
+         "--db-url", backends.db_url],
+    ]
+    processes = [subprocess.Popen(argv, stderr=subprocess.PIPE, text=True) for argv in argvs]
+    base = f"http://127.0.0.1:{user_port}"
+    try:
+        procs.wait_until(lambda: procs.port_open(user_port), 30, what="user-service")
+        procs.wait_until(lambda: httpx.get(f"{base}/ready", trust_env=False).status_code == 200,
+                         30, what="user-service ready")
+        response = httpx.get(f"{base}/users/5", trust_env=False,
+                             headers={"authorization": f"Bearer {issue_token('5')}"})
+        assert response.json()["profile"]["email"] == "user5@example.test"
+        for process in reversed(processes):
+            started = time.monotonic()
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(10) == 0
+            assert time.monotonic() - started < 5
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    for process in processes:
+        _, errors = process.communicate()
+        assert backends.password not in errors

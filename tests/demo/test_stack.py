@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import os
+import pwd
 import stat
 import subprocess
 import sys
@@ -18,8 +20,8 @@ from gameday.errors import DemoError
 from tests.demo_stack import DemoStack
 
 RULES = Path(__file__).resolve().parents[2] / "deploy" / "prometheus" / "rules.yml"
-JOBS = {"auth-service", "profile-store", "auth-proxy", "profile-proxy", "user-service", "loadgen",
-        "pushgateway"}
+JOBS = {"auth-service", "auth-proxy", "cache-proxy", "db-proxy", "user-service", "loadgen",
+        "pushgateway", "postgres-exporter", "redis-exporter"}
 
 pytestmark = pytest.mark.integration
 
@@ -50,7 +52,7 @@ def test_environment_file_references_the_token(demo_stack: DemoStack) -> None:
     assert environment.prometheus.scrape_interval == 1.0
     assert environment.pushgateway_url is not None
     assert environment.pushgateway_url == demo_stack.state.pushgateway_url
-    assert environment.allowed_targets == ["user-service", "profile-store"]
+    assert environment.allowed_targets == ["user-service", "redis"]
     proxies = {e.dependency: e for e in environment.endpoints if e.driver == "proxy"}
     for dependency, url in demo_stack.proxy_admin.items():
         assert proxies[dependency].admin_url == url
@@ -89,3 +91,38 @@ def test_up_with_a_taken_port_refuses_and_starts_nothing(demo_stack: DemoStack,
     assert not (tmp_path / "state.json").exists()
     assert all(procs.alive(pid) for pid in demo_stack.pids.values())
     assert procs.port_open(taken)
+
+
+def _listening(port: int) -> set[str]:
+    """Local addresses (hex, as /proc/net/tcp* writes them) listening on ``port``."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            address, _, hex_port = fields[1].rpartition(":")
+            if fields[3] == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+                found.add(address)
+    return found
+
+
+def test_every_part_listens_on_loopback_only(demo_stack: DemoStack) -> None:
+    """Each port of each part is bound to 127.0.0.1 and nothing else (no 0.0.0.0, no ::)."""
+    for part in demo_stack.state.parts:
+        for role, port in part.ports.items():
+            assert _listening(port) == {"0100007F"}, (part.name, role, port)
+
+
+def test_postgres_runs_unprivileged_with_the_data_in_the_state_folder(
+        demo_stack: DemoStack) -> None:
+    """As root the server runs as the postgres user; its cluster is the state folder's."""
+    pid = demo_stack.pids["postgres"]
+    status = Path(f"/proc/{pid}/status").read_text()
+    uid = int(next(line for line in status.splitlines() if line.startswith("Uid:")).split()[1])
+    if os.geteuid() == 0:
+        assert uid == pwd.getpwnam("postgres").pw_uid
+    assert (demo_stack.state_dir / "postgres" / "PG_VERSION").is_file()
+    assert demo_stack.state.notes == []
+    cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    assert str(demo_stack.state_dir / "postgres").encode() in cmdline
+    assert not any(demo_stack.environment().model_dump_json().count(p) for p in
+                   [(demo_stack.state_dir / "postgres.password").read_text()])

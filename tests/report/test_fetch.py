@@ -40,7 +40,7 @@ def test_queries_reuse_what_the_baseline_measured() -> None:
 
 def test_no_dependency_no_downstream_queries() -> None:
     """A target without a dependency (CPU pressure) asks nothing about calls or breakers."""
-    queries = report_queries("r", Target(service="profile-store"), "1m")
+    queries = report_queries("r", Target(service="redis"), "1m")
     assert not {CALLS_PER_SECOND, RETRIES_PER_SECOND, BREAKER_STATE} & set(queries)
 
 

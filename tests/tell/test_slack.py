@@ -144,7 +144,9 @@ def test_a_hung_slack_costs_nothing_but_its_own_messages(slack: FakeSlack) -> No
     started = time.monotonic()
     for notice in story():
         notifier.post(notice)
-    assert time.monotonic() - started < 0.2
+    # Blocking on the hung API would cost its 1 s timeout per message; queueing costs
+    # microseconds. The bound leaves room for two busy cores.
+    assert time.monotonic() - started < 0.75
     notifier.close(timeout=6.0, grace=0.5)
     slack.release()
     kinds = [kind for kind, _ in drops]
