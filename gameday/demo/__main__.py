@@ -72,7 +72,7 @@ def _parser() -> argparse.ArgumentParser:
                        help="longest a cache command may take before the database answers "
                             "instead (default 50)")
     users.add_argument("--db-pool-size", type=int, metavar="N", default=8,
-                       help="most database connections (default 8; 2 are kept open)")
+                       help="database connections, all opened at start and kept (default 8)")
     users.add_argument("--backoff-ms", type=float, metavar="MS", default=20.0,
                        help="backoff before the first retry, doubling after (default 20)")
     users.add_argument("--no-breaker", action="store_true",
