@@ -266,7 +266,7 @@ def _wait_servers(state: StackState, cluster: pg.Cluster, redis_port: int,
                             f"(logs in {state.folder / 'logs'})")
         time.sleep(0.1)
     pg.prepare(cluster)
-    redis_server.warm(redis_port, pg.profiles(cluster))
+    redis_server.warm(redis_port, pg.seed_rows())
 
 
 def _wait_ready(state: StackState, stack: StackPlan, deadline: float, timeout: float) -> None:
