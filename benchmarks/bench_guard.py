@@ -1,9 +1,10 @@
 """How fast guards stop a fault, gameday and Chaos Toolkit side by side, timed from outside.
 
 On the demo stack (no Prefect), trips alternate between the two tools. Each applies the same
-300 ms latency rule on user-service → PostgreSQL (db-proxy, TCP mode: every reply of a cache
-miss's query waits), judged by the same PromQL
-(``latency_p95_ms > 200``): gameday holds with its guard (``for 1s``, each new scrape judged
+150 ms latency rule on user-service → auth-service (every request checks its token there, so
+every request is slowed; the database sits behind a cache, which would leave most requests
+untouched and no clear onset to time), judged by the same PromQL
+(``latency_p95_ms > 100``): gameday holds with its guard (``for 1s``, each new scrape judged
 as soon as Prometheus has it) and reverts on the breach; Chaos Toolkit runs
 ``peers/chaostoolkit/experiment.json`` with ``--rollback-strategy=always``. Every trip puts
 the fault's onset at a uniformly random point of user-service's scrape cycle, placed on
@@ -81,10 +82,10 @@ from gameday.models import Environment, Guard, Target
 from gameday.paths import state_dir
 from gameday.records import FaultSpec, Labels
 
-FAULT_MS = 300.0  # under user-service's 500 ms database timeout: slow, not failing
-TARGET = Target(service="user-service", dependency="postgres")
+FAULT_MS = 150.0  # under user-service's 200 ms auth timeout: slow, not failing
+TARGET = Target(service="user-service", dependency="auth-service")
 GUARD_NAME = "latency_p95_ms"
-GUARD = Guard.model_validate({"op": ">", "threshold": 200, "for": "1s"})
+GUARD = Guard.model_validate({"op": ">", "threshold": 100, "for": "1s"})
 MIN_TRIPS = 20
 TTL = 30.0
 #: How long gameday's hold runs before the onset, so its guard is polling when the fault lands.
@@ -202,7 +203,7 @@ async def bench(state: StackState, chaos: Path, trips: int) -> dict[str, Any]:
                         catalog.signals)
     scrape = environment.prometheus.scrape_interval
     endpoint = environment.endpoint_for(TARGET)
-    assert endpoint is not None and endpoint.admin_url, "the demo has no db-proxy"
+    assert endpoint is not None and endpoint.admin_url, "the demo has no auth-proxy"
     token = state.token()
     run = f"bench-{int(time.time())}"
     folder = state.folder / run
