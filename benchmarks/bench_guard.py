@@ -178,6 +178,9 @@ def main() -> int:
     folder = args.state or Path(tempfile.mkdtemp(prefix="bench-guard-"))
     started_stack = args.state is None
     if started_stack:
+        # Enterable by the postgres user, so the stack's cluster stays in this folder instead
+        # of one in /var/tmp that would outlive it.
+        folder.chmod(0o711)
         print(f"starting the demo stack (no Prefect) in {folder}", flush=True)
         state = up(UpOptions(folder, prefect=False, timeout=120.0))
     else:
