@@ -6,10 +6,7 @@ the database shows in the services' metrics without blinding the exporters.
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
-from gameday.errors import DemoError
+from gameday.demo.programs import program
 
 POSTGRES = "prometheus-postgres-exporter"
 REDIS = "prometheus-redis-exporter"
@@ -17,12 +14,7 @@ REDIS = "prometheus-redis-exporter"
 
 def binary(name: str) -> str:
     """The exporter's command, or a ``DemoError`` saying how to install it."""
-    found = shutil.which(name) or (f"/usr/bin/{name}" if Path(f"/usr/bin/{name}").exists()
-                                   else None)
-    if found is None:
-        raise DemoError(f"{name} is not installed: run scripts/install-debs.sh {name} "
-                        "(or 'make install')")
-    return found
+    return program(name, package=name)
 
 
 def postgres_argv(port: int) -> list[str]:

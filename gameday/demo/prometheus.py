@@ -7,7 +7,6 @@ bearer token, read from the token file so it never appears in the configuration.
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 import httpx
 import yaml
 
+from gameday.demo.programs import program
 from gameday.errors import DemoError
 
 #: The checkout's recording rules; the demo runs from a checkout.
@@ -33,12 +33,7 @@ class ScrapeTarget:
 
 def binary() -> str:
     """Path of the ``prometheus`` binary, or a ``DemoError`` saying how to install it."""
-    found = shutil.which("prometheus") or (
-        "/usr/bin/prometheus" if Path("/usr/bin/prometheus").exists() else None)
-    if found is None:
-        raise DemoError("prometheus is not installed: run scripts/install-debs.sh prometheus "
-                        "(or 'make install')")
-    return found
+    return program("prometheus", package="prometheus")
 
 
 def rules_file() -> Path:

@@ -6,22 +6,12 @@ turns persistence off, so a stack starts with no groups of earlier runs.
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
-from gameday.errors import DemoError
-
-_DEBIAN_BINARY = Path("/usr/bin/prometheus-pushgateway")
+from gameday.demo.programs import program
 
 
 def binary() -> str:
     """Path of the Pushgateway binary, or a ``DemoError`` saying how to install it."""
-    found = shutil.which("prometheus-pushgateway") or shutil.which("pushgateway") or (
-        str(_DEBIAN_BINARY) if _DEBIAN_BINARY.exists() else None)
-    if found is None:
-        raise DemoError("the Pushgateway is not installed: run scripts/install-debs.sh "
-                        "prometheus-pushgateway (or 'make install')")
-    return found
+    return program("prometheus-pushgateway", "pushgateway", package="prometheus-pushgateway")
 
 
 def argv(port: int) -> list[str]:

@@ -9,14 +9,13 @@ to that core competes with Redis and nothing else.
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
-from gameday.errors import DemoError
+from gameday.demo.programs import program
 
 #: Memory Redis may use, its own overhead (about 1 MB) included: room for about half the
 #: profiles, so about half the reads hit.
@@ -28,11 +27,7 @@ WARM_TTL = (1800, 3600)
 
 def binary() -> str:
     """The ``redis-server`` command, or a ``DemoError`` saying how to install it."""
-    found = shutil.which("redis-server")
-    if found is None:
-        raise DemoError("redis-server is not installed: run scripts/install-debs.sh redis-server "
-                        "(or 'make install')")
-    return found
+    return program("redis-server", package="redis-server")
 
 
 def core() -> int:
@@ -55,7 +50,7 @@ def warm(port: int, profiles: Iterable[tuple[str, str, str, str]], seed: int = 0
     its steady hit ratio (and evicting) rather than cold for the first many minutes."""
     import redis  # the demo extra
 
-    from gameday.demo.cache import key_of
+    from gameday.demo.cache import encode, key_of
     from gameday.demo.database import Profile
 
     rng = random.Random(seed)
@@ -64,8 +59,7 @@ def warm(port: int, profiles: Iterable[tuple[str, str, str, str]], seed: int = 0
         with client.pipeline(transaction=False) as pipe:
             for count, row in enumerate(profiles, 1):
                 profile = Profile(*row)
-                value = json.dumps(profile.as_json(), separators=(",", ":"))
-                pipe.set(key_of(profile.id), value, ex=rng.randint(*WARM_TTL))
+                pipe.set(key_of(profile.id), encode(profile), ex=rng.randint(*WARM_TTL))
                 if count % 1000 == 0:
                     pipe.execute()
             pipe.execute()
