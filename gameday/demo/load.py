@@ -146,7 +146,9 @@ class LoadGenerator:
 
     def recent(self, since: float = 0.0, limit: int = SAMPLES_KEPT) -> list[dict[str, Any]]:
         """Samples of requests started after ``since`` (unix seconds), oldest first."""
-        found = [s for s in self.samples if s["t"] > since]
+        # The ring holds samples in the order requests finished; a slow request started
+        # before a fast one that overtook it, so sort by start before cutting to ``limit``.
+        found = sorted((s for s in self.samples if s["t"] > since), key=lambda s: s["t"])
         return found[-limit:] if limit > 0 else []
 
     async def close(self) -> None:

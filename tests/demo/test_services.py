@@ -298,7 +298,10 @@ def test_auth_down_is_502_then_the_breaker_answers_503(backends: Backends) -> No
         assert case.value("service_downstream_rejected_total", dependency="auth-service") == 1
         assert (await case.client.get(f"{case.url}/ready")).status_code == 503
 
-    run_user_service(backends, scenario, auth_url=f"http://127.0.0.1:{closed_port()}")
+    # A refused connect is immediate; the long timeout keeps a stalled event loop on a busy
+    # machine from turning one of the thirty attempts into a timeout.
+    run_user_service(backends, scenario, auth_url=f"http://127.0.0.1:{closed_port()}",
+                     auth_timeout=5.0)
 
 
 def test_transport_rules_inject_faults_into_auth_calls(backends: Backends,
