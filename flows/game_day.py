@@ -244,6 +244,8 @@ async def _run_ladder(ctx: RunContext, stop: Stop) -> RunSummary | State[Any]:
             ctx.journal.write(CancelledNote(
                 message=f"cancelled by signal {stop.name} {where}; rolling back"))
     finally:
+        # Renewing stops first: a fault the rollback cannot reach still ends within its lease.
+        ctx.leases.stop()
         rollback = revert_run(ctx.run, ctx.environment, journal=ctx.journal)
         _announce_rollback(ctx, rollback)
         # A stop asked for while we reverted reaches its handler now: under stop_signals it

@@ -69,6 +69,8 @@ class FaultVanishedNote(_Note):
 
     kind: Literal["fault_vanished"] = "fault_vanished"
     severity: int
+    #: Its lease lapsed: the run did not renew it in time (it was frozen, or cut off).
+    lease_expired: bool = False
 
 
 class ObserveFailedNote(_Note):

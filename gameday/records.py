@@ -43,6 +43,8 @@ class Handle(BaseModel):
     labels: Labels
     fault: str = Field(description="one-line summary of the fault")
     expires_at: float = Field(description="epoch seconds at which it expires by itself")
+    lease_s: float | None = Field(
+        None, description="seconds the fault lives unless its run renews it; None: TTL only")
     extra: dict[str, str] = Field(default_factory=dict, description="driver-specific locators")
 
     def expired(self, now: float | None = None) -> bool:

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gameday.drivers import _k8s, crds
-from gameday.drivers.base import Driver
+from gameday.drivers.base import Driver, Gone
 from gameday.drivers.chaos_specs import GROUP, PLURALS, VERSION, ChaosOptions, Level, experiment
 from gameday.errors import DriverError, RefusedError
 from gameday.models import Endpoint
@@ -46,6 +46,8 @@ class ChaosMeshDriver:
     """
 
     kind = "chaos_mesh"
+    #: Chaos Mesh has no lease primitive: a fault keeps its ``duration`` (the TTL).
+    lease_slack: float | None = None
 
     def __init__(self, namespace: str, selector: dict[str, str],
                  allowed_namespaces: Sequence[str] = (), *, api_client: Any | None = None,
@@ -82,7 +84,7 @@ class ChaosMeshDriver:
                       self._api().list_namespaced_custom_object, GROUP, VERSION, self.namespace,
                       plural, limit=1)
 
-    def apply(self, spec: FaultSpec, ttl: float) -> Handle:
+    def apply(self, spec: FaultSpec, ttl: float, lease: float | None = None) -> Handle:
         """Create the experiment for ``spec``; Chaos Mesh ends it by itself after ``ttl``.
 
         ``ChaosSpecError`` (nothing sent) when the object fails Chaos Mesh's CRD schema.
@@ -126,6 +128,10 @@ class ChaosMeshDriver:
             },
             "spec": body_spec,
         }
+
+    def renew(self, handles: Sequence[Handle]) -> list[Gone]:
+        """Nothing to renew: these faults are not leased (their TTL bounds them)."""
+        return []
 
     def revert(self, handle: Handle) -> None:
         """Delete the experiment and wait until Chaos Mesh has recovered its targets."""

@@ -26,6 +26,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from gameday.drivers import _k8s
+from gameday.drivers.base import Gone
 from gameday.errors import DriverError
 from gameday.injector.rules import HTTP_FAULT_KINDS, Rule, new_rule_id, target_name
 from gameday.models import Endpoint
@@ -40,6 +41,9 @@ class ConfigMapDriver:
     """Writes transport rules into ConfigMap ``namespace/name`` under ``key``."""
 
     kind = "configmap"
+    #: kubelet refreshes a mounted ConfigMap about once a minute, so a lease of seconds would
+    #: make the fault flap: the TTL alone bounds it.
+    lease_slack: float | None = None
 
     def __init__(self, namespace: str, name: str, allowed_namespaces: Sequence[str] = (), *,
                  key: str = DEFAULT_KEY, api_client: Any | None = None,
@@ -68,7 +72,7 @@ class ConfigMapDriver:
         self._allowed()
         self._read()
 
-    def apply(self, spec: FaultSpec, ttl: float) -> Handle:
+    def apply(self, spec: FaultSpec, ttl: float, lease: float | None = None) -> Handle:
         """Add a rule for ``spec`` that the transport drops after ``ttl`` seconds."""
         if spec.fault.kind not in HTTP_FAULT_KINDS:
             raise DriverError(f"the ConfigMap driver injects HTTP faults "
@@ -82,6 +86,10 @@ class ConfigMapDriver:
                       fault=spec.fault.summary(), expires_at=rule.expires_at,
                       extra={"namespace": self.namespace, "configmap": self.name,
                              "key": self.key})
+
+    def renew(self, handles: Sequence[Handle]) -> list[Gone]:
+        """Nothing to renew: these faults are not leased (their TTL bounds them)."""
+        return []
 
     def revert(self, handle: Handle) -> None:
         """Remove the handle's rule (and any expired ones); a missing rule is not an error."""

@@ -2,7 +2,9 @@
 
 ``apply`` posts a rule with a TTL (the proxy removes it by itself at expiry), ``revert``
 deletes it by id (404 means it is already gone), ``active`` lists rules by their ``run`` label,
-so a driver that never saw the ``apply`` still finds and reverts them.
+so a driver that never saw the ``apply`` still finds and reverts them. With a ``lease`` the
+rule also ends once the run stops renewing it; ``renew`` renews all of one run's rules at a
+proxy in one ``POST /leases``, and the proxy's own timer ends a lapsed rule with no traffic.
 
 One driver serves both proxy modes: it asks ``/health`` once which mode the proxy runs in
 (``http``, or ``tcp`` in front of a database or cache; a proxy that does not say is HTTP),
@@ -11,11 +13,13 @@ refuses a fault that mode cannot inject before sending it, and reads the mode's 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import httpx
 from pydantic import ValidationError
 
+from gameday.drivers.base import Gone
 from gameday.errors import DriverError, DriverUnreachable
 from gameday.faults import PROTOCOLS, protocol_problems
 from gameday.injector.rules import Rule, RuleBase
@@ -32,12 +36,15 @@ class ProxyDriver:
     """
 
     kind = "proxy"
+    #: The proxy's timer ends a lapsed rule on time; its loop is all the lateness there is.
+    lease_slack = 0.05
 
     def __init__(self, admin_url: str, token: str | None = None, *, target: str | None = None,
                  timeout: float = 5.0, transport: httpx.BaseTransport | None = None) -> None:
         self.admin_url = admin_url.rstrip("/")
         self.target = target
         self._mode: str | None = None
+        self._timeout = timeout
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._client = httpx.Client(base_url=self.admin_url, headers=headers, timeout=timeout,
                                     transport=transport)
@@ -90,8 +97,9 @@ class ProxyDriver:
                               f"does not know (known: {', '.join(PROTOCOLS)})")
         self._mode = mode
 
-    def apply(self, spec: FaultSpec, ttl: float) -> Handle:
-        """Add the spec's fault as a rule that expires after ``ttl`` seconds."""
+    def apply(self, spec: FaultSpec, ttl: float, lease: float | None = None) -> Handle:
+        """Add the spec's fault as a rule that expires after ``ttl`` seconds (or ``lease``
+        seconds after its last renewal)."""
         fault = spec.fault
         if not fault.protocols:
             raise DriverError(f"the proxy injects HTTP faults (and TCP faults in TCP mode) "
@@ -106,6 +114,8 @@ class ProxyDriver:
             "labels": spec.labels.model_dump(mode="json"),
             "ttl": ttl,
         }
+        if lease is not None:
+            body["lease"] = lease
         if self.target is not None:
             body["target"] = self.target
         response = self._call("POST", "/rules", json=body)
@@ -122,6 +132,27 @@ class ProxyDriver:
         response = self._call("DELETE", f"/rules/{handle.id}")
         if response.status_code != 404:
             self._expect(response, 200, "revert")
+
+    def renew(self, handles: Sequence[Handle]) -> list[Gone]:
+        """Renew the handles' leases, one call per run; the handles the proxy says are gone."""
+        by_run: dict[str, list[Handle]] = {}
+        for handle in handles:
+            by_run.setdefault(handle.labels.run, []).append(handle)
+        gone: list[Gone] = []
+        for run, held in by_run.items():
+            # A short timeout: a renewal that hangs must leave time to retry within the lease.
+            response = self._call("POST", "/leases", timeout=min(self._timeout, 1.0),
+                                  json={"run": run, "ids": [h.id for h in held]})
+            if response.status_code == 410:
+                try:
+                    reasons = {item["id"]: item["reason"] for item in response.json()["gone"]}
+                except (ValueError, KeyError, TypeError) as exc:
+                    raise DriverError(f"proxy {self.admin_url}: unexpected /leases "
+                                      "answer") from exc
+                gone += [Gone(h, reasons[h.id]) for h in held if h.id in reasons]
+                continue
+            self._expect(response, 200, "renew")
+        return gone
 
     def active(self, run: str | None = None) -> list[Handle]:
         """Rules in place on the proxy, optionally only ``run``'s, as handles."""
@@ -168,4 +199,4 @@ class ProxyDriver:
     def _handle(self, rule: RuleBase) -> Handle:
         return Handle(driver=self.kind, id=rule.id, endpoint=self.admin_url, labels=rule.labels,
                       fault=rule.fault.summary(), expires_at=rule.expires_at,
-                      extra={"target": rule.target})
+                      lease_s=rule.lease, extra={"target": rule.target})

@@ -1,10 +1,14 @@
-"""Local CPU and memory pressure: worker processes that end by themselves at the TTL.
+"""Local CPU and memory pressure: worker processes that end by themselves at the TTL, when
+their lease is not renewed, and when their parent dies.
 
 Each worker (``_stress_worker.py``) runs in its own session and checks its own deadline, so it
-outlives a SIGKILLed orchestrator only until the TTL. Applied faults are recorded as JSON files
-in a state folder (``$GAMEDAY_STATE/stress``): ``active`` works from a fresh driver, and
-``revert`` stops the workers by PID after checking that each PID is still the worker it started
-(same start time, same command line), so a recycled PID is never killed.
+outlives a SIGKILLed orchestrator only until the TTL. A leased fault also has a lease file in
+the state folder whose mtime is its last renewal (``renew`` touches it): its workers exit once
+it is ``lease`` seconds old or gone, and as soon as the process that applied the fault (their
+parent) dies, so a dead or frozen run leaves them a lease at most, not the TTL. Applied faults
+are recorded as JSON files in a state folder (``$GAMEDAY_STATE/stress``): ``active`` works from
+a fresh driver, and ``revert`` stops the workers by PID after checking that each PID is still
+the worker it started (same start time, same command line), so a recycled PID is never killed.
 
 Sized for small machines: the CPU the kit's workers may use at once is capped (by default every
 core but one, at least one core), so Prometheus and the services keep a core to run on; memory
@@ -20,11 +24,14 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from gameday import procs
+from gameday.drivers._stress_worker import PERIOD
+from gameday.drivers.base import LEASE_EXPIRED, Gone
 from gameday.errors import DriverError
 from gameday.faults import CpuFault, MemoryFault
 from gameday.models import Endpoint
@@ -32,6 +39,9 @@ from gameday.paths import state_dir
 from gameday.records import FaultSpec, Handle, Labels
 
 WORKER = Path(__file__).with_name("_stress_worker.py")
+#: Why ``renew`` reports a fault gone whose lease was still live (its TTL passed, or its workers
+#: were killed).
+WORKERS_GONE = "its workers are gone"
 
 
 class Worker(BaseModel):
@@ -53,12 +63,16 @@ class Record(BaseModel):
     cpu_percent: float
     expires_at: float
     workers: list[Worker]
+    lease_s: float | None = None
 
 
 class StressDriver:
     """Applies CPU and memory pressure on this machine as self-expiring processes."""
 
     kind = "stress"
+    #: A worker checks its lease file every duty cycle (``PERIOD``), so a lapsed lease keeps
+    #: it running that long at most, besides the moment it takes to exit.
+    lease_slack: float | None = PERIOD
 
     def __init__(self, state: Path | None = None, *, max_cpu_percent: float | None = None,
                  max_memory_mb: int | None = None, cpus: tuple[int, ...] = ()) -> None:
@@ -88,8 +102,10 @@ class StressDriver:
         except OSError as exc:
             raise DriverError(f"cannot create the stress state folder {self.state}: {exc}") from exc
 
-    def apply(self, spec: FaultSpec, ttl: float) -> Handle:
-        """Start the workers for a ``cpu`` or ``memory`` fault; they exit by themselves at TTL."""
+    def apply(self, spec: FaultSpec, ttl: float, lease: float | None = None) -> Handle:
+        """Start the workers for a ``cpu`` or ``memory`` fault; they exit by themselves at TTL,
+        and, when ``lease`` is given, once it is not renewed for ``lease`` seconds or this
+        process dies."""
         self.check()
         fault = spec.fault
         if not isinstance(fault, CpuFault | MemoryFault):
@@ -109,17 +125,28 @@ class StressDriver:
             cpu = 0.0
             self._check_memory(fault.mb)
             argvs = [[*base, "--mb", str(fault.mb)]]
+        lease_file = self._lease_file(fault_id)
+        if lease is not None:
+            # Our PID as the workers' parent: procs.start forks them from this very process
+            # (start_new_session only makes them session leaders, their parent stays us), so
+            # they see their parent change, and exit, when this process dies.
+            argvs = [[*argv, "--lease-file", str(lease_file), "--lease", f"{lease:g}",
+                      "--parent", str(os.getpid())] for argv in argvs]
         workers: list[Worker] = []
         try:
+            if lease is not None:
+                lease_file.touch(exist_ok=False)  # before the workers, who exit without it
             for argv in argvs:
                 child = procs.start(argv)
                 workers.append(Worker(pid=child.pid, start_ticks=_start_ticks(child.pid) or 0))
         except OSError as exc:
             for worker in workers:
                 _stop(worker, fault_id)
+            with contextlib.suppress(FileNotFoundError):
+                lease_file.unlink()
             raise DriverError(f"could not start a stress worker: {exc}") from exc
         record = Record(id=fault_id, labels=spec.labels, fault=fault.summary(), kind=fault.kind,
-                        cpu_percent=cpu, expires_at=expires_at, workers=workers)
+                        cpu_percent=cpu, expires_at=expires_at, workers=workers, lease_s=lease)
         self._write(record)
         return self._handle(record)
 
@@ -127,10 +154,42 @@ class StressDriver:
         """Stop the fault's workers that are still running; forget the fault."""
         record = self._read(self.state / f"{handle.id}.json")
         workers = record.workers if record else _workers_from(handle)
+        # The lease file first: workers whose signals we cannot deliver still exit by themselves.
+        with contextlib.suppress(FileNotFoundError):
+            self._lease_file(handle.id, handle).unlink()
         for worker in workers:
             _stop(worker, handle.id)
         with contextlib.suppress(FileNotFoundError):
             (self.state / f"{handle.id}.json").unlink()
+
+    def renew(self, handles: Sequence[Handle]) -> list[Gone]:
+        """Renew the leases of the handles whose workers still run (touching their lease files);
+        the others are gone, ``LEASE_EXPIRED`` when their lease had lapsed.
+
+        A lease file is never recreated and a lapsed one never touched: a lapse is final, and
+        its workers end within ``lease_slack`` by themselves. Handles without a lease are only
+        checked for live workers.
+        """
+        gone: list[Gone] = []
+        for handle in handles:
+            running = any(_is_ours(worker, handle.id) for worker in _workers_from(handle))
+            if handle.lease_s is None:
+                if not running:
+                    gone.append(Gone(handle, WORKERS_GONE))
+                continue
+            path = self._lease_file(handle.id, handle)
+            if _lapsed(path, handle.lease_s):
+                gone.append(Gone(handle, LEASE_EXPIRED))
+            elif not running:
+                gone.append(Gone(handle, WORKERS_GONE))
+            else:
+                try:
+                    os.utime(path)  # never creates it: a lease a worker gave up on stays lapsed
+                except FileNotFoundError:
+                    gone.append(Gone(handle, LEASE_EXPIRED))
+                except OSError as exc:
+                    raise DriverError(f"could not renew the lease of {handle.id}: {exc}") from exc
+        return gone
 
     def active(self, run: str | None = None) -> list[Handle]:
         """Faults whose workers still run here (only ``run``'s when given)."""
@@ -153,9 +212,16 @@ class StressDriver:
             if any(_is_ours(worker, record.id) for worker in record.workers):
                 records.append(record)
             else:
-                with contextlib.suppress(FileNotFoundError):
-                    path.unlink()
+                for stale in (path, self._lease_file(record.id)):
+                    with contextlib.suppress(FileNotFoundError):
+                        stale.unlink()
         return records
+
+    def _lease_file(self, fault_id: str, handle: Handle | None = None) -> Path:
+        """The file whose mtime is the fault's last renewal, beside its record; a handle names
+        the state folder it was applied in, in case this driver's differs."""
+        state = Path(handle.extra["state"]) if handle and handle.extra.get("state") else self.state
+        return state / f"{fault_id}.lease"
 
     def _check_cpu(self, wanted: float) -> None:
         busy = sum(record.cpu_percent for record in self._records())
@@ -188,7 +254,7 @@ class StressDriver:
         workers = ",".join(f"{w.pid}:{w.start_ticks}" for w in record.workers)
         return Handle(driver=self.kind, id=record.id,
                       endpoint=f"{socket.gethostname()}:{self.state}", labels=record.labels,
-                      fault=record.fault, expires_at=record.expires_at,
+                      fault=record.fault, expires_at=record.expires_at, lease_s=record.lease_s,
                       extra={"state": str(self.state), "workers": workers})
 
 
@@ -200,6 +266,17 @@ def _workers_from(handle: Handle) -> list[Worker]:
         with contextlib.suppress(ValueError):
             workers.append(Worker(pid=int(pid), start_ticks=int(ticks or 0)))
     return workers
+
+
+def _lapsed(lease_file: Path, lease: float) -> bool:
+    """Whether the lease whose last renewal is ``lease_file``'s mtime has lapsed, or is gone."""
+    try:
+        renewed = lease_file.stat().st_mtime
+    except FileNotFoundError:
+        return True
+    except OSError as exc:
+        raise DriverError(f"cannot read the lease file {lease_file}: {exc}") from exc
+    return renewed + lease < time.time()
 
 
 def _start_ticks(pid: int) -> int | None:

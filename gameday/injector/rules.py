@@ -60,6 +60,9 @@ class RuleBase(BaseModel):
     labels: Labels
     target: str = Field("", pattern=TARGET_PATTERN, description="target name; empty: any")
     expires_at: float = Field(allow_inf_nan=False, description="epoch seconds of expiry")
+    lease: float | None = Field(None, gt=0, allow_inf_nan=False,
+                                description="seconds the rule lives unless renewed; absent: "
+                                            "until expires_at")
 
     def active(self, now: float) -> bool:
         """Whether the rule still applies at ``now``."""
@@ -82,6 +85,9 @@ class RuleInputBase(BaseModel):
     ttl: float | None = Field(None, gt=0, allow_inf_nan=False, description="seconds from now")
     expires_at: float | None = Field(None, gt=0, allow_inf_nan=False,
                                      description="absolute expiry, epoch seconds")
+    lease: float | None = Field(None, gt=0, allow_inf_nan=False,
+                                description="seconds the rule lives unless renewed (it still "
+                                            "ends at its expiry)")
 
     @model_validator(mode="after")
     def _one_expiry(self) -> RuleInputBase:
@@ -137,8 +143,10 @@ class RuleFormat(Generic[StoredRule]):
         """Input as a stored rule at ``now``; ``RuleProblem`` when the expiry is out of range."""
         expires_at = expiry_of(item, now, max_ttl)
         target = item.target if item.target is not None else default_target
+        if item.lease is not None and max_ttl is not None and item.lease > max_ttl:
+            raise RuleProblem("lease", f"{item.lease:g}s is more than the maximum {max_ttl:g}s")
         return self.rule(id=item.id or new_rule_id(), fault=item.fault, labels=item.labels,
-                         target=target, expires_at=expires_at)
+                         target=target, expires_at=expires_at, lease=item.lease)
 
 
 def new_rule_id() -> str:

@@ -17,28 +17,35 @@ A service embeds the transport; a chaos config it cannot read must cost it nothi
 * **A refused file injects nothing.** Its rules, and those of the file before it, are dropped;
   ``last_error`` says why and ``gameday_transport_rules_errors_total{reason}`` (default
   prometheus_client registry) counts it, once per version of the file.
+* **Leases.** The document may also hold ``"leases": {run: deadline, ...}``, the epoch second
+  each run's lease ends. A rule with a ``lease`` is bound by its run's deadline: the reader
+  folds it into the rule's ``expires_at`` (a leased rule whose run has none has lapsed), so a
+  run that dies or freezes stops renewing and its faults end at the deadline, with no change
+  to the file and nobody alive to make one. Rules without ``lease`` are not affected.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import stat
 import threading
 import time
 import weakref
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Annotated, Any, BinaryIO
 
 from prometheus_client import Counter
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from gameday.errors import CatalogError, InjectorError, InputRefused, RulesFileError
 from gameday.injector.rules import Rule, RuleInput, problems_of
 from gameday.load.yaml_lines import Limits, limited_text, parse_yaml
+from gameday.records import Labels
 
 log = logging.getLogger("gameday.injector")
 Clock = Callable[[], float]
@@ -69,8 +76,36 @@ ERRORS = Counter("gameday_transport_rules_errors_total",
                  ["reason"])
 
 
+@dataclass(frozen=True)
+class RulesDocument:
+    """A rules file as written: each rule with its own expiry, and the runs' lease deadlines."""
+
+    rules: tuple[Rule, ...] = ()
+    leases: Mapping[str, float] = field(default_factory=dict)
+
+    def deadline(self, rule: Rule) -> float:
+        """When ``rule`` stops applying: its expiry, or sooner its run's lease deadline."""
+        if rule.lease is None:
+            return rule.expires_at
+        # No deadline for the run is a lapsed lease, not a parse error: a writer that dropped
+        # the entry, or a hand edit, must not make the rest of the file inject nothing.
+        return min(rule.expires_at, self.leases.get(rule.labels.run, 0.0))
+
+    def bound(self) -> list[Rule]:
+        """The rules as the transport applies them: each ``expires_at`` is its deadline."""
+        return [rule if rule.lease is None
+                else rule.model_copy(update={"expires_at": self.deadline(rule)})
+                for rule in self.rules]
+
+
 def load_rules_file(path: Path) -> list[Rule]:
-    """Rules from a JSON or YAML file; ``RulesFileError`` naming the file and field if invalid."""
+    """Rules from a JSON or YAML file as the transport applies them (leases folded into
+    ``expires_at``); ``RulesFileError`` naming the file and field if invalid."""
+    return load_rules_document(path).bound()
+
+
+def load_rules_document(path: Path) -> RulesDocument:
+    """The file as written (what a writer rewrites); ``RulesFileError`` if invalid."""
     try:
         with _open(path) as stream:
             mtime = os.fstat(stream.fileno()).st_mtime
@@ -91,7 +126,7 @@ def _open(path: Path) -> BinaryIO:
 
 
 def _parse(raw: bytes, path: Path, mtime: float,
-           before_yaml: Callable[[], None] | None = None) -> list[Rule]:
+           before_yaml: Callable[[], None] | None = None) -> RulesDocument:
     """The rules in ``raw``; ``before_yaml`` is called when it is not JSON, before YAML."""
     kind = path.suffix.lstrip(".") or "YAML"
     try:
@@ -147,12 +182,14 @@ def _depth(data: Any) -> int:
     return deepest
 
 
-def _rules(data: Any, path: Path, mtime: float) -> list[Rule]:
+def _rules(data: Any, path: Path, mtime: float) -> RulesDocument:
     if data is None:
-        return []
-    if not isinstance(data, dict) or set(data) != {"rules"} or not isinstance(data["rules"],
-                                                                              list):
-        raise RulesFileError(f'{path}: expected {{"rules": [rule, ...]}}', "invalid")
+        return RulesDocument()
+    if not isinstance(data, dict) or "rules" not in data or not set(data) <= {"rules", "leases"} \
+            or not isinstance(data["rules"], list):
+        raise RulesFileError(f'{path}: expected {{"rules": [rule, ...], "leases"?: {{...}}}}',
+                             "invalid")
+    leases = _leases(data.get("leases", {}), path)
     rules = []
     for index, item in enumerate(data["rules"]):
         try:
@@ -165,8 +202,40 @@ def _rules(data: Any, path: Path, mtime: float) -> list[Rule]:
             else mtime + (parsed.ttl or 0.0)
         rules.append(Rule(id=parsed.id or f"rule-{index}", fault=parsed.fault,
                           labels=parsed.labels, target=parsed.target or "",
-                          expires_at=expires_at))
-    return rules
+                          expires_at=expires_at, lease=parsed.lease))
+    return RulesDocument(tuple(rules), leases)
+
+
+#: A run id as the ``run`` label takes it: a key no rule's label could carry is a mistake.
+_RUN_ID = TypeAdapter(Annotated[str, Labels.model_fields["run"]])
+
+
+def _leases(data: Any, path: Path) -> dict[str, float]:
+    """The ``leases`` mapping, each run's deadline a finite positive number of epoch seconds."""
+    if not isinstance(data, dict):
+        raise RulesFileError(f"{path}: leases: expected a mapping {{run: deadline, ...}}, "
+                             f"not {type(data).__name__}", "invalid")
+    leases = {}
+    for run, value in data.items():
+        try:
+            _RUN_ID.validate_python(run, strict=True)
+        except ValidationError:
+            raise RulesFileError(f"{path}: leases: {run!r:.80} is not a run id",
+                                 "invalid") from None
+        deadline = _number(value)
+        if deadline is None:
+            raise RulesFileError(f"{path}: leases.{run}: expected a finite positive number of "
+                                 f"epoch seconds, not {value!r:.40}", "invalid")
+        leases[run] = deadline
+    return leases
+
+
+def _number(value: Any) -> float | None:
+    # true is an int to Python; YAML has dates and strings that look like numbers.
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        return None
+    number = float(value) if value < 1e300 else math.inf  # float(10**400) would raise
+    return number if math.isfinite(number) else None
 
 
 @dataclass(frozen=True)
@@ -220,7 +289,7 @@ class RuleSource:
         return self._loaded.error
 
     def rules(self) -> tuple[Rule, ...]:
-        """Every rule, expired or not, of the file's current version."""
+        """Every rule, expired or not, of the file's current version (leases folded in)."""
         if self.path is None:
             return self._rules
         key, loaded = _stat(self.path), self._loaded
@@ -302,7 +371,7 @@ class RuleSource:
                                                 or raw.lstrip()[:1] in (b"{", b"[")):
                     self._quick_read(cycle)
                 return Loaded(key, tuple(_parse(raw, path, info.st_mtime,
-                                                lambda: self._quick_read(0))))
+                                                lambda: self._quick_read(0)).bound()))
             except RulesFileError as exc:
                 return self._refused(key, current, exc)
             except Exception as exc:  # a service must never see the transport's own bug

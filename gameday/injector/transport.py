@@ -15,12 +15,15 @@ injects nothing and is counted in ``gameday_transport_rules_errors_total``: a br
 config must not break, nor slow, the service. Expired rules are dropped by time, whether or not
 traffic flows: ``active_rules()`` shows it. The ``transport`` driver
 (:mod:`gameday.drivers.transport`) writes such a file, each rule with its absolute
-``expires_at``, so a rule stops at its expiry even when the process that wrote it is gone.
+``expires_at``, so a rule stops at its expiry even when the process that wrote it is gone. A
+rule with a ``lease`` also stops at its run's deadline in the file's ``leases``, checked on
+every request: a run that stops renewing ends its faults with no change to the file.
 
 What the caller sees per fault: a delay; an ``abort`` as a response with that status (the
 inner transport is not called); a ``reset`` as ``httpx.ReadError``; a ``blackhole`` as
 ``httpx.ReadTimeout`` after the request's read timeout (or ``httpx.RemoteProtocolError`` when
-the rule expires first); a ``bandwidth`` rule as a response body paced to ``kbps``.
+the rule expires, or its lease lapses, first); a ``bandwidth`` rule as a response body paced to
+``kbps``.
 """
 
 from __future__ import annotations
@@ -68,13 +71,25 @@ class _Injector:
         return httpx.Response(decision.status, headers=fault_headers(decision), json=body,
                               request=request)
 
-    def blackhole_hold(self, request: httpx.Request, decision: Decision) -> tuple[float, bool]:
-        """Seconds to hold, and whether the client's read timeout ends the hold."""
+    def blackhole_hold(self, request: httpx.Request, rule: Rule,
+                       held: float) -> tuple[float, bool]:
+        """Seconds more to hold after ``held``, and whether the client's read timeout ends it."""
         timeout = (request.extensions.get("timeout") or {}).get("read")
-        until_expiry = max(0.0, decision.rules[-1].expires_at - self.source.clock())
-        if timeout is not None and timeout <= until_expiry:
-            return float(timeout), True
+        until_expiry = max(0.0, rule.expires_at - self.source.clock())
+        if timeout is not None and timeout - held <= until_expiry:
+            return max(0.0, timeout - held), True
         return until_expiry, False
+
+    def renewed(self, rule: Rule) -> Rule | None:
+        """``rule`` as the source has it now, if a renewal of its lease moved its end later.
+
+        A leased rule's ``expires_at`` is its lease deadline as of the decision: a blackhole
+        held to it must go on while the run renews, and end at once when it stops.
+        """
+        if rule.lease is None:
+            return None
+        return next((r for r in self.source.active()
+                     if r.id == rule.id and r.expires_at > rule.expires_at), None)
 
     @staticmethod
     def mark(request: httpx.Request, decision: Decision) -> None:
@@ -179,9 +194,15 @@ class FaultTransport(httpx.BaseTransport):
         if decision.action == "reset":
             raise _reset(request)
         if decision.action == "blackhole":
-            hold, by_timeout = injector.blackhole_hold(request, decision)
-            self._sleep(hold)
-            raise _blackholed(request, by_timeout)
+            rule, held = decision.rules[-1], 0.0
+            while True:
+                hold, by_timeout = injector.blackhole_hold(request, rule, held)
+                self._sleep(hold)
+                held += hold
+                later = None if by_timeout else injector.renewed(rule)
+                if later is None:
+                    raise _blackholed(request, by_timeout)
+                rule = later
         injector.mark(request, decision)
         response = self.inner.handle_request(request)
         stream: Any = response.stream
@@ -227,9 +248,15 @@ class AsyncFaultTransport(httpx.AsyncBaseTransport):
         if decision.action == "reset":
             raise _reset(request)
         if decision.action == "blackhole":
-            hold, by_timeout = injector.blackhole_hold(request, decision)
-            await asyncio.sleep(hold)
-            raise _blackholed(request, by_timeout)
+            rule, held = decision.rules[-1], 0.0
+            while True:
+                hold, by_timeout = injector.blackhole_hold(request, rule, held)
+                await asyncio.sleep(hold)
+                held += hold
+                later = None if by_timeout else injector.renewed(rule)
+                if later is None:
+                    raise _blackholed(request, by_timeout)
+                rule = later
         injector.mark(request, decision)
         response = await self.inner.handle_async_request(request)
         stream: Any = response.stream

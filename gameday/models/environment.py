@@ -65,6 +65,9 @@ class Environment(Strict):
     requesters: list[str] = Field(default_factory=list, description="empty: anyone")
     guard_interval: Duration = Field(
         1.0, description="the longest gap between two polls of a guard")
+    lease: Duration | None = Field(
+        None, description="a fault ends this long after its run last renewed it (a dead or "
+                          "frozen run); default max(3s, 3 × guard_interval); 1s to 10m")
     notify: Notify = Field(default_factory=Notify)
 
     @field_validator("allowed_namespaces")
@@ -80,6 +83,18 @@ class Environment(Strict):
         if not 0.1 <= value <= 60:
             raise ValueError("guard_interval must be between 100ms and 60s")
         return value
+
+    @field_validator("lease")
+    @classmethod
+    def _sane_lease(cls, value: float | None) -> float | None:
+        if value is not None and not 1 <= value <= 600:
+            raise ValueError("lease must be between 1s and 10m")
+        return value
+
+    @property
+    def fault_lease(self) -> float:
+        """Seconds an applied fault lives unless renewed: ``lease``, or max(3s, 3 × interval)."""
+        return self.lease if self.lease is not None else max(3.0, 3 * self.guard_interval)
 
     def endpoint_for(self, target: Target) -> Endpoint | None:
         """The endpoint that injects faults for ``target``."""

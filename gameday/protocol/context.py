@@ -16,6 +16,7 @@ from gameday.journal import Journal
 from gameday.models import Endpoint, Environment, Scenario
 from gameday.notify import Notice, Notifier
 from gameday.protocol.checks import Request
+from gameday.protocol.lease import LeaseKeeper
 from gameday.protocol.lock import EnvironmentLock
 from gameday.records import FaultSpec, Labels
 
@@ -50,6 +51,11 @@ class RunContext:
     preflight: dict[str, float | None] = field(default_factory=dict)
     #: Receives one line per round of guard samples (live progress for a terminal).
     progress: Callable[[str], None] | None = None
+    #: Renews the leases of the run's applied faults (its own thread).
+    leases: LeaseKeeper = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.leases = LeaseKeeper(self.driver, self.environment.fault_lease)
 
     @property
     def scenario(self) -> Scenario:
@@ -74,6 +80,7 @@ class RunContext:
 
     def close(self) -> None:
         """Release the lock and close what is open (the notifier drains briefly)."""
+        self.leases.stop()
         self.notifier.close(timeout=5.0)
         self.prometheus.close()
         if self.lock is not None:

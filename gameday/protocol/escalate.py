@@ -1,8 +1,10 @@
 """Escalate: climb the ladder step by step, each held under the guards; a breach stops it.
 
-Per step: journal the intent, apply with TTL = dwell + margin, journal the handle, then hold
-for the dwell while the guards run and a watcher checks that the fault is still in place (a
-restarted proxy silently drops its rules, and a run must not judge a fault that is gone).
+Per step: journal the intent, apply with TTL = dwell + margin and the environment's lease,
+journal the handle, then hold for the dwell while the guards run, the run's lease keeper
+renews the fault, and a watcher checks that the fault is still in place (a restarted proxy
+silently drops its rules; a run that was frozen finds its lease lapsed; either way a run must
+not judge a fault that is gone).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import asyncio
 import time
 from dataclasses import dataclass
 
+from gameday.drivers.base import LEASE_EXPIRED, Gone, lease_of
 from gameday.errors import DriverError
 from gameday.guards import GuardQuery, HoldResult, Recorder, Sample, Verdict, hold, stale_bound
 from gameday.journal import (
@@ -57,15 +60,34 @@ class Escalation:
         return next((s for s in self.steps if not s.held), None)
 
 
+#: How often the watcher looks at what the lease keeper found (no I/O: a dict lookup).
+LEASE_LOOK = 0.1
+
+
+def vanished_reason(gone: Gone) -> str:
+    """The words a step ends with when a renewal found its fault gone."""
+    return f"fault vanished: {gone.reason} at {gone.handle.endpoint}"
+
+
 async def watch_fault(ctx: RunContext, handle: Handle, interval: float) -> str:
     """Return (as a reason) once the applied fault is no longer in place at its driver."""
+    next_list = time.monotonic() + interval
     while True:
-        await asyncio.sleep(interval)
+        await asyncio.sleep(min(LEASE_LOOK, interval))
+        gone = ctx.leases.gone(handle)
+        if gone is not None:
+            return vanished_reason(gone)
+        if time.monotonic() < next_list:
+            continue
+        next_list = time.monotonic() + interval
         try:
             active = await asyncio.to_thread(ctx.driver.active, ctx.run)
         except DriverError as exc:
             return f"cannot see the fault at its driver any more: {exc}"
         if handle.id not in {h.id for h in active}:
+            gone = await asyncio.to_thread(ctx.leases.confirm, handle)
+            if gone is not None:
+                return vanished_reason(gone)
             return (f"the fault vanished from {handle.endpoint} before its dwell ended "
                     "(was the proxy restarted?)")
 
@@ -109,10 +131,14 @@ async def run_step(ctx: RunContext, severity: int) -> StepRun:
     ctx.journal.write(FaultIntentEvent(driver=ctx.endpoint.driver,
                                        endpoint=endpoint_key(ctx.endpoint), labels=spec.labels,
                                        fault=summary, expires_at=started + ttl))
-    handle = await asyncio.to_thread(ctx.driver.apply, spec, ttl)
+    lease = lease_of(ctx.driver, env.fault_lease)
+    handle = await asyncio.to_thread(ctx.driver.apply, spec, ttl, lease)
+    ctx.leases.hold(handle)
     ctx.journal.write(FaultAppliedEvent(handle=handle))
+    ends = f"expires by itself in {ttl:g}s" + (
+        f", or {handle.lease_s:g}s after the run stops renewing it" if handle.lease_s else "")
     ctx.notify(StepNotice(run=ctx.run, text=f"step {severity}/{len(ctx.severities)}: {summary} "
-                          f"for {dwell:g}s (expires by itself in {ttl:g}s)", severity=severity,
+                          f"for {dwell:g}s ({ends})", severity=severity,
                           total=len(ctx.severities), fault=summary, dwell=dwell, ttl=ttl))
     guards = asyncio.create_task(hold(
         dwell, ctx.guards, env.guard_interval, sampler=ctx.prometheus,
@@ -125,14 +151,24 @@ async def run_step(ctx: RunContext, severity: int) -> StepRun:
         for task in (guards, watcher):
             task.cancel()
         await asyncio.gather(guards, watcher, return_exceptions=True)
+    reason: str | None = None
+    lapsed = False
     if guards in done and not guards.cancelled() and guards.exception() is None:
         result = guards.result()
-        ctx.journal.write(HoldEndedEvent(severity=severity, result=result))
-        return StepRun(severity, summary, started, time.time(), result, handle=handle)
-    if guards in done and guards.exception() is not None:
+        # A run frozen past its dwell wakes to a hold that "ended": if the lease lapsed
+        # meanwhile, the step did not hold its fault, whatever the guards saw.
+        gone = await asyncio.to_thread(ctx.leases.confirm, handle)
+        if gone is None:
+            ctx.journal.write(HoldEndedEvent(severity=severity, result=result))
+            return StepRun(severity, summary, started, time.time(), result, handle=handle)
+        reason, lapsed = vanished_reason(gone), gone.reason == LEASE_EXPIRED
+    elif guards in done and guards.exception() is not None:
         raise guards.exception()  # type: ignore[misc]
-    reason = watcher.result()
-    ctx.journal.write(FaultVanishedNote(message=reason, severity=severity))
+    else:
+        reason = watcher.result()
+        gone = ctx.leases.gone(handle)
+        lapsed = gone is not None and gone.reason == LEASE_EXPIRED
+    ctx.journal.write(FaultVanishedNote(message=reason, severity=severity, lease_expired=lapsed))
     ctx.notify(VanishedNotice(run=ctx.run, text=f"step {severity}: {reason}; aborting",
                               severity=severity))
     return StepRun(severity, summary, started, time.time(), None, problem=reason, handle=handle)
@@ -147,6 +183,7 @@ async def escalate(ctx: RunContext) -> Escalation:
         if step.held:
             if step.handle is not None and severity != ctx.severities[-1]:
                 # The next step replaces this one; faults must not stack.
+                ctx.leases.release(step.handle)
                 await asyncio.to_thread(ctx.driver.revert, step.handle)
                 ctx.journal.write(FaultRevertedEvent(
                     driver=step.handle.driver, endpoint=step.handle.endpoint,

@@ -27,6 +27,9 @@ class PlannedStep(_Frozen):
     fault: str = Field(description="one-line fault summary")
     dwell: float = Field(description="seconds the step is held")
     ttl: float = Field(description="seconds after which the fault expires by itself")
+    orphan_s: float = Field(0.0, description="longest the fault could outlive a run that "
+                                             "died as it was applied, in seconds")
+    bounded_by: str = Field("ttl", description="what bounds orphan_s: lease or ttl")
 
 
 class PlannedGuard(_Frozen):
@@ -92,9 +95,13 @@ class RunSummary(_Frozen):
 
 def dry_run_plan(ctx: RunContext) -> DryRunPlan:
     """The plan of a prepared run, with the preflight's guard values and the baseline."""
-    scenario = ctx.scenario
+    from gameday.drivers.base import orphan_bound
+
+    scenario, lease = ctx.scenario, ctx.environment.fault_lease
     steps = tuple(PlannedStep(severity=s, fault=scenario.step_fault(s).summary(),
-                              dwell=scenario.steps[s - 1].dwell, ttl=scenario.ttl(s))
+                              dwell=scenario.steps[s - 1].dwell, ttl=scenario.ttl(s),
+                              orphan_s=(bound := orphan_bound(ctx.driver, scenario.ttl(s), lease)),
+                              bounded_by="ttl" if bound >= scenario.ttl(s) else "lease")
                   for s in ctx.severities)
     guards = tuple(PlannedGuard(name=g.name, condition=_condition(g.guard.op, g.guard.threshold,
                                                                  g.guard.for_),
@@ -133,7 +140,9 @@ def plan_lines(summary: RunSummary) -> list[str]:
         return lines
     lines += ["", f"ladder ({len(plan.steps)} step{'s' if len(plan.steps) != 1 else ''}):"]
     lines += _columns([[f"step {s.severity}", s.fault, f"dwell {format_duration(s.dwell)}",
-                        f"TTL {format_duration(s.ttl)}"] for s in plan.steps]) or ["  none"]
+                        f"TTL {format_duration(s.ttl)}",
+                        f"outlives a dead run by at most {_seconds(s.orphan_s)} ({s.bounded_by})"]
+                       for s in plan.steps]) or ["  none"]
     lines += ["", "guards:"]
     lines += _columns([[g.name, f"stops the run at {g.condition}",
                         f"preflight {_number(g.preflight)}" + (f" {g.unit}" if g.unit else "")]
@@ -146,6 +155,12 @@ def plan_lines(summary: RunSummary) -> list[str]:
     lines += ["", "leftovers of earlier runs (a real run reverts them first):"]
     lines += [f"  {leftover}" for leftover in plan.leftovers] or ["  none"]
     return lines
+
+
+def _seconds(value: float) -> str:
+    from gameday.units import format_duration
+
+    return f"{value:.2f}s" if value < 60 else format_duration(round(value))
 
 
 def _number(value: float | None) -> str:

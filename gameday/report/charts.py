@@ -93,8 +93,9 @@ def _shade_steps(ax: Axes, report: GameDayReport) -> None:
 
 def _mark_stops(ax: Axes, report: GameDayReport) -> None:
     marks = [(g.at, f"abort: {g.guard}") for g in report.guards_fired]
-    marks += [(s.ended, "abort: fault vanished") for s in report.steps
-              if s.stopped_by == "fault vanished" and s.ended is not None]
+    marks += [(s.ended, f"abort: {s.stopped_by}") for s in report.steps
+              if s.stopped_by and s.stopped_by.startswith("fault vanished")
+              and s.ended is not None]
     for at, text in marks:
         line = ax.axvline(_when(at), color=ABORT_COLOUR, linewidth=1.5)
         line.set_gid("abort")

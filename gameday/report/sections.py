@@ -104,7 +104,8 @@ def steps(events: Sequence[Event], baseline: Window | None,
             vanished = drafts.get(event.severity)
             if vanished is not None:
                 vanished.ended, vanished.held = event.at, False
-                vanished.stopped_by = "fault vanished"
+                vanished.stopped_by = "fault vanished: lease expired" if event.lease_expired \
+                    else "fault vanished"
         elif isinstance(event, SignalsJudgedEvent) and event.severity in drafts:
             drafts[event.severity].window = event.window
             drafts[event.severity].results = event.results
@@ -183,8 +184,10 @@ def _line(event: Event, pending_seen: set[tuple[str, int | None]]) -> str | None
         case StepStartedEvent():
             text = f"step {event.severity}: {event.fault} for {event.dwell:g}s"
         case FaultAppliedEvent():
+            lease = event.handle.lease_s
             text = (f"fault applied at {event.handle.endpoint} (expires by itself in "
-                    f"{event.handle.expires_at - event.at:.0f}s)")
+                    f"{event.handle.expires_at - event.at:.0f}s"
+                    + (f", leased for {lease:g}s)" if lease else ")"))
         case GuardSampleEvent() if event.verdict.pending:
             key = (event.guard, event.severity)
             if key not in pending_seen:

@@ -1,4 +1,5 @@
-"""The stress driver: real CPU and memory pressure that ends by itself at the TTL."""
+"""The stress driver: real CPU and memory pressure that ends by itself at the TTL, when its
+lease is not renewed, and when the process that applied it dies."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from typing import Any
 import pytest
 
 from gameday import procs
-from gameday.drivers.stress import StressDriver
+from gameday.drivers.base import LEASE_EXPIRED, Gone
+from gameday.drivers.stress import WORKERS_GONE, StressDriver
 from gameday.errors import DriverError
 from gameday.faults import CpuFault, LatencyFault, MemoryFault
 from gameday.models import Target
@@ -37,6 +39,15 @@ def pids(handle: Handle) -> list[int]:
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def parent_pid(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def all_gone(handle: Handle) -> bool:
+    # procs.alive, not a bare os.kill(pid, 0): an exited worker stays a zombie until reaped.
+    return not any(procs.alive(p) for p in pids(handle))
 
 
 def resident_mb(pid: int) -> float:
@@ -106,7 +117,8 @@ ORCHESTRATOR = textwrap.dedent("""
     spec = FaultSpec(fault=CpuFault(workers=1, load_percent=20),
                      target=Target(service="redis"),
                      labels=Labels(run="r-killed", scenario="s", environment="demo", step=1))
-    handle = StressDriver(Path(sys.argv[1])).apply(spec, ttl=float(sys.argv[2]))
+    lease = float(sys.argv[3]) if len(sys.argv) > 3 else None
+    handle = StressDriver(Path(sys.argv[1])).apply(spec, ttl=float(sys.argv[2]), lease=lease)
     print(handle.model_dump_json(), flush=True)
     time.sleep(600)
 """)
@@ -131,6 +143,120 @@ def test_workers_outlive_a_killed_orchestrator_only_until_the_ttl(tmp_path: Path
     procs.wait_until(lambda: not any(procs.alive(p) for p in workers),
                      timeout=handle.expires_at - time.time() + 5, what="workers gone after TTL")
     assert StressDriver(tmp_path).active(run="r-killed") == []
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("fault", [CpuFault(workers=2, load_percent=10), MemoryFault(mb=16)],
+                         ids=["cpu", "memory"])
+def test_an_unrenewed_lease_ends_the_workers_long_before_the_ttl(tmp_path: Path,
+                                                                  fault: Any) -> None:
+    """Nobody renews a 1 s lease: the workers exit by themselves, not at the 60 s TTL."""
+    driver = StressDriver(tmp_path)
+    handle = driver.apply(spec(fault), ttl=60, lease=1)
+    try:
+        assert handle.lease_s == 1
+        assert (tmp_path / f"{handle.id}.lease").exists()
+        procs.wait_until(lambda: all_gone(handle), timeout=10, what="workers gone at the lease")
+        assert time.time() < handle.expires_at - 30
+        assert StressDriver(tmp_path).active() == []
+    finally:
+        driver.revert(handle)
+
+
+@pytest.mark.integration
+def test_a_renewed_lease_keeps_the_workers_running(tmp_path: Path) -> None:
+    """Renewed every 0.2 s (from fresh drivers) for 3 s, a 1 s lease keeps its workers."""
+    handle = StressDriver(tmp_path).apply(spec(CpuFault(workers=2, load_percent=10)), ttl=60,
+                                          lease=1)
+    try:
+        end = time.monotonic() + 3
+        while time.monotonic() < end:
+            assert StressDriver(tmp_path).renew([handle]) == []
+            time.sleep(0.2)
+        assert all(procs.alive(p) for p in pids(handle))
+        assert [h.lease_s for h in StressDriver(tmp_path).active()] == [1]
+    finally:
+        StressDriver(tmp_path).revert(handle)
+    procs.wait_until(lambda: all_gone(handle), timeout=10, what="workers gone after revert")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.integration
+def test_a_lapsed_lease_is_reported_and_never_brought_back(tmp_path: Path) -> None:
+    """Renewing after the lease lapsed is LEASE_EXPIRED, whether or not the workers have
+    exited yet, and the lease file is not touched or recreated."""
+    driver = StressDriver(tmp_path)
+    handle = driver.apply(spec(CpuFault(workers=1, load_percent=10)), ttl=60, lease=1)
+    try:
+        procs.wait_until(lambda: all_gone(handle), timeout=10, what="workers gone at the lease")
+        assert driver.renew([handle]) == [Gone(handle, LEASE_EXPIRED)]
+        assert not (tmp_path / f"{handle.id}.lease").exists()
+    finally:
+        driver.revert(handle)
+    # Lapsed but its workers may not have seen it yet (they check every lease_slack).
+    handle = driver.apply(spec(CpuFault(workers=1, load_percent=10)), ttl=60, lease=30)
+    try:
+        lease_file = tmp_path / f"{handle.id}.lease"
+        long_ago = time.time() - 60
+        os.utime(lease_file, (long_ago, long_ago))
+        assert driver.renew([handle]) == [Gone(handle, LEASE_EXPIRED)]
+        assert not lease_file.exists() or lease_file.stat().st_mtime == long_ago
+        procs.wait_until(lambda: all_gone(handle), timeout=10, what="workers gone at the lease")
+    finally:
+        driver.revert(handle)
+
+
+@pytest.mark.integration
+def test_renew_reports_faults_whose_workers_are_gone(tmp_path: Path) -> None:
+    """Workers killed while the lease is live, or a lease-less fault reverted: gone, not
+    expired; a lease-less fault whose workers run is left alone."""
+    driver = StressDriver(tmp_path)
+    leased = driver.apply(spec(CpuFault(workers=1, load_percent=10)), ttl=60, lease=30)
+    plain = driver.apply(spec(CpuFault(workers=1, load_percent=10), run="r43"), ttl=60)
+    try:
+        assert plain.lease_s is None
+        assert driver.renew([leased, plain]) == []
+        [pid] = pids(leased)
+        os.kill(pid, signal.SIGKILL)
+        procs.wait_until(lambda: all_gone(leased), timeout=10, what="worker killed")
+        assert driver.renew([leased, plain]) == [Gone(leased, WORKERS_GONE)]
+        driver.revert(plain)
+        assert driver.renew([plain]) == [Gone(plain, WORKERS_GONE)]
+    finally:
+        driver.revert(leased)
+        driver.revert(plain)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.integration
+def test_leased_workers_exit_when_the_process_that_applied_them_dies(tmp_path: Path) -> None:
+    """SIGKILL the process that applied a fault with a long lease and TTL: its workers, which
+    are its children in their own session, see their parent change and exit at once."""
+    orchestrator = subprocess.Popen(
+        [sys.executable, "-c", ORCHESTRATOR, str(tmp_path), "300", "300"],
+        stdout=subprocess.PIPE, start_new_session=True)
+    handle: Handle | None = None
+    try:
+        try:
+            assert orchestrator.stdout is not None
+            handle = Handle.model_validate_json(orchestrator.stdout.readline())
+            assert handle.lease_s == 300
+            for pid in pids(handle):
+                assert parent_pid(pid) == orchestrator.pid
+                assert os.getsid(pid) == pid  # in its own session, yet still its child
+        finally:
+            os.kill(orchestrator.pid, signal.SIGKILL)
+            orchestrator.wait(timeout=30)
+            if orchestrator.stdout is not None:
+                orchestrator.stdout.close()
+        gone = handle
+        procs.wait_until(lambda: all_gone(gone), timeout=10,
+                         what="workers gone after their parent died")
+        # The lease itself is still live: the workers are gone for another reason.
+        assert StressDriver(tmp_path).renew([handle]) == [Gone(handle, WORKERS_GONE)]
+    finally:
+        if handle is not None:
+            StressDriver(tmp_path).revert(handle)
 
 
 @pytest.mark.integration

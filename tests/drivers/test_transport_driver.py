@@ -16,7 +16,8 @@ import pytest
 
 from gameday import procs
 from gameday.drivers import driver_for
-from gameday.drivers.transport import TransportDriver
+from gameday.drivers.base import LEASE_EXPIRED, Gone, orphan_bound
+from gameday.drivers.transport import MISSING, TransportDriver
 from gameday.errors import DriverError, DriverUnreachable
 from gameday.faults import AbortFault, CpuFault, LatencyFault
 from gameday.injector.transport import FaultTransport, load_rules_file
@@ -137,6 +138,135 @@ def test_driver_for_builds_from_a_transport_endpoint(tmp_path: Path) -> None:
     assert isinstance(driver, TransportDriver)
     assert driver.path == path
     driver.check()
+
+
+# -- leases ------------------------------------------------------------------------------------
+
+
+def document(path: Path) -> dict[str, Any]:
+    """The rules file as JSON data."""
+    data: dict[str, Any] = json.loads(path.read_text())
+    return data
+
+
+def lapse(driver: TransportDriver, handle: Any) -> None:
+    """Wait (at most 5 s) until ``handle``'s lease has lapsed as the driver sees it."""
+    procs.wait_until(lambda: handle.id not in {h.id for h in driver.active()}, timeout=5,
+                     interval=0.02, what="the lease's lapse")
+
+
+def mock_client(path: Path) -> httpx.Client:
+    """A client whose transport reads ``path`` before a mock upstream answering 200."""
+    inner = httpx.MockTransport(lambda request: httpx.Response(200, text="ok"))
+    return httpx.Client(transport=FaultTransport(inner, rules_file=path))
+
+
+def test_a_leased_apply_writes_its_lease_and_its_runs_deadline(tmp_path: Path) -> None:
+    """The rule carries ``lease``, ``leases`` its run's deadline; a plain rule neither."""
+    path = tmp_path / "rules.json"
+    driver = TransportDriver(path)
+    assert (driver.lease_slack, orphan_bound(driver, ttl=60, lease=5)) == (0.0, 5)
+    plain = driver.apply(spec(AbortFault(status=503), step=2), ttl=60)
+    assert plain.lease_s is None
+    assert set(document(path)) == {"rules"} and "lease" not in document(path)["rules"][0]
+    before = time.time()
+    handle = driver.apply(spec(AbortFault(status=503)), ttl=60, lease=5)
+    assert handle.lease_s == 5 and before + 60 <= handle.expires_at
+    data = document(path)
+    assert [item.get("lease") for item in data["rules"]] == [None, 5]
+    assert before + 5 <= data["leases"]["r42"] <= time.time() + 5
+    bound = {rule.id: rule for rule in load_rules_file(path)}
+    assert (bound[handle.id].expires_at, bound[handle.id].lease) == (data["leases"]["r42"], 5)
+    assert bound[plain.id].expires_at == plain.expires_at
+    listed = {h.id: h for h in TransportDriver(path).active(run="r42")}
+    assert listed[handle.id] == handle and listed[plain.id] == plain
+
+
+def test_apply_refuses_a_lease_that_is_not_a_positive_number(tmp_path: Path) -> None:
+    """A zero, negative or infinite lease is a DriverError, and nothing is written."""
+    driver = TransportDriver(tmp_path / "rules.json")
+    for bad in (0.0, -1.0, float("inf"), float("nan")):
+        with pytest.raises(DriverError, match="lease"):
+            driver.apply(spec(LatencyFault(ms=1)), ttl=60, lease=bad)
+    assert not driver.path.exists()
+
+
+def test_renew_after_a_lapse_is_lease_expired_and_the_rule_stays_gone(tmp_path: Path) -> None:
+    """A renewal that comes late reports the lapse, extends nothing, and brings nothing back."""
+    path = tmp_path / "rules.json"
+    driver = TransportDriver(path)
+    handle = driver.apply(spec(AbortFault(status=503)), ttl=60, lease=0.3)
+    lapse(driver, handle)
+    deadline = document(path)["leases"]["r42"]
+    assert driver.renew([handle]) == [Gone(handle, LEASE_EXPIRED)]
+    assert driver.renew([handle]) == [Gone(handle, LEASE_EXPIRED)]  # told again, still lapsed
+    assert document(path)["leases"]["r42"] == deadline < time.time()
+    assert driver.active() == []
+    with mock_client(path) as client:
+        assert client.get("http://svc/").status_code == 200
+    driver.revert(handle)
+    assert document(path) == {"rules": []}
+
+
+def test_renew_reports_missing_rules_and_only_looks_for_unleased_ones(tmp_path: Path) -> None:
+    """One rewrite renews the leased; a reverted rule is gone; a plain one is looked for."""
+    path = tmp_path / "rules.json"
+    driver = TransportDriver(path)
+    leased = driver.apply(spec(LatencyFault(ms=1)), ttl=60, lease=30)
+    plain = driver.apply(spec(LatencyFault(ms=1), step=2), ttl=60)
+    reverted = driver.apply(spec(LatencyFault(ms=1), step=3), ttl=60, lease=30)
+    driver.revert(reverted)
+    before = document(path)["leases"]["r42"]
+    started = time.time()
+    assert driver.renew([leased, plain, reverted]) == [Gone(reverted, MISSING)]
+    after = document(path)["leases"]["r42"]
+    assert after >= before and after >= started + 30
+    written = path.stat().st_mtime_ns
+    assert driver.renew([plain]) == []
+    assert path.stat().st_mtime_ns == written  # nothing to renew: nothing written
+    with pytest.raises(DriverError, match="lives in"):
+        TransportDriver(tmp_path / "other.json").renew([leased])
+    path.unlink()
+    assert driver.renew([leased, plain]) == [Gone(leased, MISSING), Gone(plain, MISSING)]
+    assert not path.exists()  # renewing does not create the file
+
+
+def test_active_lists_no_lapsed_rule(tmp_path: Path) -> None:
+    """A lapsed rule is not active; its run's plain rules and other runs' leases are."""
+    driver = TransportDriver(tmp_path / "rules.json")
+    lapsing = driver.apply(spec(LatencyFault(ms=1)), ttl=60, lease=0.3)
+    plain = driver.apply(spec(LatencyFault(ms=1), step=2), ttl=60)
+    other = driver.apply(spec(LatencyFault(ms=1), run="r43"), ttl=60, lease=30)
+    lapse(driver, lapsing)
+    assert {h.id for h in driver.active()} == {plain.id, other.id}
+    assert [h.id for h in driver.active(run="r42")] == [plain.id]
+
+
+def test_a_new_lease_of_the_run_does_not_revive_its_lapsed_rules(tmp_path: Path) -> None:
+    """The run's fresh deadline is for its new rule: the lapsed one is dropped, not revived."""
+    path = tmp_path / "rules.json"
+    driver = TransportDriver(path)
+    old = driver.apply(spec(AbortFault(status=503)), ttl=60, lease=0.3)
+    lapse(driver, old)
+    new = driver.apply(spec(LatencyFault(ms=1), step=2), ttl=60, lease=30)
+    assert [rule.id for rule in load_rules_file(path)] == [new.id]
+    assert driver.renew([old, new]) == [Gone(old, MISSING)]
+    assert [h.id for h in driver.active()] == [new.id]
+
+
+def test_a_runs_deadline_goes_with_its_last_leased_rule(tmp_path: Path) -> None:
+    """``leases`` keeps a run while it has a leased rule, and the file ends as it began."""
+    path = tmp_path / "rules.json"
+    driver = TransportDriver(path)
+    first = driver.apply(spec(LatencyFault(ms=1)), ttl=60, lease=30)
+    second = driver.apply(spec(LatencyFault(ms=1), step=2), ttl=60, lease=30)
+    other = driver.apply(spec(LatencyFault(ms=1), run="r43"), ttl=60, lease=30)
+    driver.revert(first)
+    assert set(document(path)["leases"]) == {"r42", "r43"}
+    driver.revert(second)
+    assert set(document(path)["leases"]) == {"r43"}
+    driver.revert(other)
+    assert document(path) == {"rules": []}
 
 
 WRITER = textwrap.dedent("""
@@ -267,3 +397,51 @@ def test_an_expired_rule_is_ignored_with_the_writer_gone(upstream: Upstream,
     # Nobody rewrote the file: the transport dropped the rule by its own clock.
     assert [r.id for r in load_rules_file(path)] == [kept]
     assert TransportDriver(path).active() == []
+
+
+@pytest.mark.integration
+def test_an_unrenewed_lease_ends_the_fault_with_no_file_change(upstream: Upstream,
+                                                                tmp_path: Path) -> None:
+    """Nobody renews: the transport stops the fault at the deadline by itself, for good."""
+    path = tmp_path / "rules.json"
+    driver = TransportDriver(path)
+    with client_for(path) as client:
+        handle = driver.apply(spec(AbortFault(status=503)), ttl=60, lease=0.5)
+        written = path.stat().st_mtime_ns
+        deadline = document(path)["leases"]["r42"]
+        first = client.get(f"{upstream.url}/hello")
+        if time.time() < deadline - 0.2:  # a busy machine may have let the lease lapse already
+            assert first.status_code == 503
+        procs.wait_until(lambda: time.time() >= deadline
+                         and client.get(f"{upstream.url}/hello").status_code == 200,
+                         timeout=5, interval=0.05, what="the fault's end")
+        assert path.stat().st_mtime_ns == written  # the reader alone ended it
+        assert driver.active() == []
+        assert driver.renew([handle]) == [Gone(handle, LEASE_EXPIRED)]
+        response = client.get(f"{upstream.url}/hello")
+        assert (response.status_code, response.text) == (200, "hello")
+
+
+@pytest.mark.integration
+def test_a_renewed_lease_keeps_the_fault(upstream: Upstream, tmp_path: Path) -> None:
+    """Renewed every 0.2 s for 2 s, a 0.6 s lease faults every call made in that time."""
+    path = tmp_path / "rules.json"
+    driver = TransportDriver(path)
+    lease = 0.6
+    with client_for(path) as client:
+        handle = driver.apply(spec(AbortFault(status=503)), ttl=60, lease=lease)
+        renewed = time.time()
+        calls: list[tuple[float, float, int]] = []  # (began, last renewal began, status)
+        until = renewed + 2.0
+        while time.time() < until:
+            if time.time() - renewed >= 0.2:
+                renewed = time.time()
+                assert driver.renew([handle]) == []
+            began = time.time()
+            calls.append((began, renewed, client.get(f"{upstream.url}/hello").status_code))
+            time.sleep(0.01)
+        # A call begun within the lease of a renewal's start must be faulted; only a stall of
+        # the test longer than the lease would leave one out, and none is expected.
+        covered = [status for began, last, status in calls if began - last < lease]
+        assert covered == [503] * len(covered) and len(covered) >= 10, calls
+        assert [h.id for h in driver.active()] == [handle.id]

@@ -42,6 +42,10 @@ SCENARIOS: list[dict[str, Any]] = [
      "fault": {"kind": "latency", "ms": 30}, "guards": {"error_rate_percent": "> 50 for 2s"}},
     {"name": "longer-hold", "steps": [{"ms": 30, "dwell": "60s"}], "ttl_margin": "2s",
      "fault": {"kind": "latency", "ms": 30}, "guards": {"error_rate_percent": "> 50 for 2s"}},
+    {"name": "blind-hold", "steps": [{"ms": 30, "dwell": "20s"}], "ttl_margin": "2s",
+     "fault": {"kind": "latency", "ms": 30},
+     "guards": {"error_rate_percent": {"op": ">", "threshold": 50, "for": "2s",
+                                       "on_no_data": "ignore"}}},
     {"name": "needs-load", "steps": [{"ms": 20, "dwell": "3s"}],
      "fault": {"kind": "latency", "ms": 20}, "guards": {"error_rate_percent": "> 50 for 2s"},
      "trigger": {"min_load": {"query": 'sum(rate(service_requests_total{service="{service}"}'

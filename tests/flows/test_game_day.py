@@ -134,8 +134,9 @@ def _waiting(bench: Bench) -> str | None:
 
 
 def test_sigkill_fault_expires_by_ttl(bench: Bench) -> None:
-    """After SIGKILL nothing rolls back, yet the proxy drops the rule by its TTL."""
-    proc = bench.start("long-hold")
+    """After SIGKILL nothing rolls back, yet the proxy drops the rule by its TTL (here shorter
+    than the environment's lease)."""
+    proc = bench.start("long-hold", env_file=bench.environment_file(lease="10m"))
     rule = bench.wait_for_rule("long-hold")
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
@@ -147,8 +148,9 @@ def test_sigkill_fault_expires_by_ttl(bench: Bench) -> None:
 
 
 def test_next_run_sweeps_what_a_killed_run_left(bench: Bench) -> None:
-    """The next run's prepare reverts a killed run's fault and records the sweep."""
-    proc = bench.start("long-hold")
+    """The next run's prepare reverts a killed run's fault and records the sweep (a lease
+    longer than the TTL keeps the fault in place until then)."""
+    proc = bench.start("long-hold", env_file=bench.environment_file(lease="10m"))
     leftover = bench.wait_for_rule("long-hold")
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)

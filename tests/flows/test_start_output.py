@@ -41,15 +41,19 @@ def test_verbose_shows_prefect_lines_too(bench: Bench) -> None:
 
 
 def test_dry_run_prints_the_plan_for_a_person(bench: Bench) -> None:
-    """Steps with fault, dwell and TTL; guards with their preflight value; the baseline; the
-    leftover of another run, listed and left in place."""
+    """Steps with fault, dwell, TTL and how long a dead run could leave the fault; guards with
+    their preflight value; the baseline; the leftover of another run, listed and left in
+    place."""
     bench.stack.add_fault("auth-service", {"kind": "latency", "ms": 5}, run="left-behind")
     code, out = bench.run("quick-pass", "--dry-run")
     assert code == 0, out
     assert "dry run of quick-pass in demo: nothing injected" in out
     assert "ladder (2 steps):" in out
-    assert re.search(r"^  step 1\s+latency 20ms\s+dwell 3s\s+TTL \d+s$", out, re.M), out
-    assert re.search(r"^  step 2\s+latency 40ms\s+dwell 3s\s+TTL \d+s$", out, re.M), out
+    # The proxy is leased: a dead run leaves its fault for the 3 s lease and its 0.05 s timer.
+    assert re.search(r"^  step 1\s+latency 20ms\s+dwell 3s\s+TTL \d+s\s+outlives a dead run "
+                     r"by at most 3\.05s \(lease\)$", out, re.M), out
+    assert re.search(r"^  step 2\s+latency 40ms\s+dwell 3s\s+TTL \d+s\s+outlives a dead run "
+                     r"by at most 3\.05s \(lease\)$", out, re.M), out
     guard = re.search(r"^  error_rate_percent\s+stops the run at > 50 for 2s\s+preflight "
                       r"(\S+)$", out, re.M)
     assert guard and float(guard.group(1)) < 50, out

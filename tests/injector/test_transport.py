@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from gameday.errors import InjectorError
+from gameday.errors import InjectorError, RulesFileError
 from gameday.injector.rules import Rule
 from gameday.injector.transport import AsyncFaultTransport, FaultTransport, load_rules_file
 
@@ -38,14 +39,16 @@ def rule(kind: str, expires_in: float = 60, rule_id: str = "r1", **fields: Any) 
                                 "labels": LABELS, "expires_at": time.time() + expires_in})
 
 
-def write_rules(path: Path, rules: list[dict[str, Any]], tick: int) -> None:
+def write_rules(path: Path, rules: list[dict[str, Any]], tick: int,
+                leases: dict[str, Any] | None = None) -> None:
     """Write a rules file and give it a distinct mtime (as a ConfigMap update would)."""
+    document: dict[str, Any] = {"rules": rules, **({"leases": leases} if leases else {})}
     if path.suffix == ".json":
-        path.write_text(json.dumps({"rules": rules}))
+        path.write_text(json.dumps(document))
     else:
         import yaml
 
-        path.write_text(yaml.safe_dump({"rules": rules}))
+        path.write_text(yaml.safe_dump(document))
     stamp = time.time_ns() + tick * 1_000_000
     os.utime(path, ns=(stamp, stamp))
 
@@ -224,6 +227,128 @@ def test_async_bandwidth_and_reset() -> None:
         return elapsed
 
     assert asyncio.run(calls()) >= 0.35  # 5000 B at 10 000 B/s, first slice sent at once
+
+
+# -- leases ------------------------------------------------------------------------------------
+
+
+def leased(status: int, prefix: str, lease: float | None = 3.0, run: str = "run-7",
+           expires_at: float = 2000.0) -> dict[str, Any]:
+    """A rule input aborting calls under ``prefix``, leased unless ``lease`` is None."""
+    item: dict[str, Any] = {"id": f"r{status}", "labels": {**LABELS, "run": run},
+                            "fault": {"kind": "abort", "status": status,
+                                      "match": {"path_prefix": prefix}},
+                            "expires_at": expires_at}
+    return {**item, "lease": lease} if lease is not None else item
+
+
+@pytest.mark.parametrize("suffix", [".json", ".yaml"])
+def test_a_lease_ends_its_rule_at_the_runs_deadline_with_no_file_change(
+        tmp_path: Path, suffix: str) -> None:
+    """A leased rule's expiry is its run's deadline; past it, no fault, though nobody wrote."""
+    path = tmp_path / f"rules{suffix}"
+    write_rules(path, [leased(500, "/leased"), leased(418, "/plain", lease=None)], 0,
+                leases={"run-7": 1010.0})
+    now = [1000.0]
+    transport = FaultTransport(Upstream().transport, rules_file=path, clock=lambda: now[0])
+    client = httpx.Client(transport=transport)
+    assert client.get("http://svc/leased").status_code == 500
+    bound = {r.id: r for r in transport.active_rules()}
+    assert (bound["r500"].expires_at, bound["r500"].lease) == (1010.0, 3.0)  # visibly leased
+    assert (bound["r418"].expires_at, bound["r418"].lease) == (2000.0, None)
+    before = path.stat()
+    now[0] = 1010.0
+    assert client.get("http://svc/leased").status_code == 200
+    assert client.get("http://svc/plain").status_code == 418  # not leased: not affected
+    assert [r.id for r in transport.active_rules()] == ["r418"]
+    assert (path.stat().st_mtime_ns, path.stat().st_ino) == (before.st_mtime_ns, before.st_ino)
+
+
+def test_a_leased_rule_whose_run_has_no_deadline_has_lapsed(tmp_path: Path) -> None:
+    """A leased rule with no deadline for its run injects nothing; the file still loads."""
+    path, later = tmp_path / "rules.json", time.time() + 60
+    write_rules(path, [leased(500, "/", run="run-8", expires_at=later),
+                       leased(418, "/plain", lease=None, expires_at=later)], 0,
+                leases={"run-7": later})
+    transport = FaultTransport(Upstream().transport, rules_file=path)
+    client = httpx.Client(transport=transport)
+    assert client.get("http://svc/").status_code == 200
+    assert client.get("http://svc/plain").status_code == 418
+    assert transport.source.last_error is None
+    assert {r.id: r.expires_at for r in load_rules_file(path)} == {"r500": 0.0, "r418": later}
+
+
+BAD_LEASES: list[tuple[str, Any, str]] = [
+    ("text", {"run-7": "soon"}, "leases.run-7"),
+    ("zero", {"run-7": 0}, "leases.run-7"),
+    ("negative", {"run-7": -5.0}, "leases.run-7"),
+    ("infinite", {"run-7": float("inf")}, "leases.run-7"),
+    ("boolean", {"run-7": True}, "leases.run-7"),
+    ("huge-int", {"run-7": 10 ** 400}, "leases.run-7"),
+    ("list", {"run-7": [1.0]}, "leases.run-7"),
+    ("not-a-run-id", {"run 7": 1.0}, "leases: 'run 7' is not a run id"),
+    ("not-a-mapping", [["run-7", 1.0]], "leases: expected a mapping"),
+]
+
+
+@pytest.mark.parametrize(("value", "message"), [case[1:] for case in BAD_LEASES],
+                         ids=[case[0] for case in BAD_LEASES])
+def test_a_bad_leases_value_is_refused(tmp_path: Path, value: Any, message: str) -> None:
+    """Bad ``leases`` refuse the whole file like any invalid one, naming the field."""
+    path = tmp_path / "rules.json"
+    path.write_text(json.dumps({"rules": ABORT, "leases": {"run-7": time.time() + 60}}))
+    transport = FaultTransport(Upstream().transport, rules_file=path)
+    client = httpx.Client(transport=transport)
+    assert client.get("http://svc/").status_code == 500
+    before = errors_counted("invalid")
+    replace(path, json.dumps({"rules": ABORT, "leases": value}).encode(), 1)
+    assert client.get("http://svc/").status_code == 200
+    settled(lambda: transport.source.last_error is not None, "last_error")
+    assert message in (transport.source.last_error or ""), transport.source.last_error
+    assert errors_counted("invalid") == before + 1
+    with pytest.raises(RulesFileError, match=re.escape(message)) as caught:
+        load_rules_file(path)
+    assert caught.value.reason == "invalid"
+
+
+def test_yaml_leases_and_unknown_keys(tmp_path: Path) -> None:
+    """YAML leases read like JSON ones; a YAML date is not a deadline; other keys are refused."""
+    path = tmp_path / "rules.yaml"
+    path.write_text("rules: []\nleases: {run-7: 1767225600}\n")
+    assert load_rules_file(path) == []
+    path.write_text("rules: []\nleases: {run-7: 2026-01-01}\n")
+    with pytest.raises(RulesFileError, match=r"leases\.run-7"):
+        load_rules_file(path)
+    path.write_text("rules: []\nlease: {run-7: 1767225600}\n")
+    with pytest.raises(RulesFileError, match="expected"):
+        load_rules_file(path)
+
+
+def test_a_blackhole_holds_while_its_lease_is_renewed(tmp_path: Path) -> None:
+    """A blackhole held to a lease deadline goes on when the deadline moves, ends when not."""
+    path = tmp_path / "rules.json"
+    hole = {**leased(0, "/"), "fault": {"kind": "blackhole"}}
+    write_rules(path, [hole], 0, leases={"run-7": 1003.0})
+    now, slept = [1000.0], []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+        if len(slept) == 1:  # the run renews while the call is held
+            write_rules(path, [hole], 1, leases={"run-7": 1008.0})
+            transport.source.reload()
+
+    transport = FaultTransport(Upstream().transport, rules_file=path, clock=lambda: now[0],
+                               sleep=sleep)
+    with pytest.raises(httpx.RemoteProtocolError):
+        httpx.Client(transport=transport, timeout=None).get("http://svc/")
+    assert slept == [3.0, 5.0]
+    write_rules(path, [hole], 2, leases={"run-7": now[0] + 3})
+    transport.source.reload()
+    slept.clear()
+    with pytest.raises(httpx.ReadTimeout):  # the read timeout still ends the hold
+        httpx.Client(transport=transport, timeout=httpx.Timeout(5, read=2)).get("http://svc/")
+    assert slept == [2.0]
 
 
 # -- hostile rules files ----------------------------------------------------------------------

@@ -9,13 +9,19 @@
 ``POST /rules``       body one rule input: 201 with the stored rule; 409 if the id exists
 ``DELETE /rules/ID``  200 ``{"removed": 1}``; 404 when there is no such rule
 ``DELETE /rules``     ``?run=X`` (required): 200 ``{"removed": n}``
+``POST /leases``      body ``{"run": X, "ids"?: [id, ...]}``: renew the leases of the run's
+                      rules (the listed ones); 200 ``{"renewed": {id: lease_until}}``; 410
+                      with ``"gone": [{"id", "reason"}]`` when a listed rule (or, with no
+                      ``ids``, every rule of the run) is gone: a lapsed lease never comes back
 ``GET /metrics``      Prometheus text
 ``GET /openapi.json`` OpenAPI 3.1 description of all of the above
 ====================  =======================================================================
 
 A rule input is ``{"id"?: str, "fault": {"kind": ..., ...}, "labels": {"run", "scenario",
 "environment", "step"}, "target"?: str, "ttl": seconds | "expires_at": epoch seconds}``; a
-stored rule has ``id``, ``fault``, ``labels``, ``target`` and ``expires_at``. Invalid input is
+stored rule has ``id``, ``fault``, ``labels``, ``target`` and ``expires_at``. An input may
+add ``"lease": seconds``: the rule then also ends once no ``POST /leases`` renewed it for that
+long (a run that died or froze), which the proxy's own timer enforces. Invalid input is
 answered 400 with ``{"error": ..., "field": "rules.0.fault.ms", "problems": [...]}`` and
 changes nothing. With a token configured, ``/rules`` needs ``Authorization: Bearer TOKEN``
 (401 otherwise); ``/health``, ``/metrics`` and ``/openapi.json`` stay open.
@@ -30,6 +36,7 @@ import asyncio
 import contextlib
 import hmac
 import json
+import re
 import time
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -51,8 +58,12 @@ from gameday.injector.rules import (
     problems_of,
     rule_json,
 )
+from gameday.records import Labels
 
 MAX_BODY = 1024 * 1024
+#: Most rule ids one renewal may name (a run has a handful of faults per proxy).
+MAX_RENEW_IDS = 1024
+_RUN_PATTERN = re.compile(Labels.model_fields["run"].metadata[-1].pattern)
 _IDLE = 60.0
 _JSON = "application/json"
 
@@ -155,12 +166,14 @@ class AdminAPI(Generic[StoredRule]):
                                                       CONTENT_TYPE_LATEST)
         if path == "/openapi.json":
             return self._only(method, "GET") or Reply(200, self._openapi)
-        if path == "/rules" or path.startswith("/rules/"):
+        if path in ("/rules", "/leases") or path.startswith("/rules/"):
             if not self._authorized(head):
                 return _json(401, {"error": "missing or wrong bearer token"},
                              **{"WWW-Authenticate": 'Bearer realm="gameday-proxy"'})
             if path == "/rules":
                 return self._rules(method, query, body)
+            if path == "/leases":
+                return self._only(method, "POST") or self._renew(body)
             rule_id = unquote(path[len("/rules/"):])
             return self._only(method, "DELETE") or self._delete_one(rule_id)
         return _json(404, {"error": f"no such path: {path}"})
@@ -207,6 +220,27 @@ class AdminAPI(Generic[StoredRule]):
         if self.store.remove(rule_id):
             return _json(200, {"removed": 1})
         return _json(404, {"error": f"no rule with id {rule_id!r}"})
+
+    def _renew(self, body: bytes) -> Reply:
+        data, error = self._parse_body(body)
+        if error:
+            return error
+        if not isinstance(data, dict) or not set(data) <= {"run", "ids"} or "run" not in data:
+            return _invalid([RuleProblem("body", 'expected {"run": RUN, "ids"?: [id, ...]}')])
+        run, ids = data["run"], data.get("ids")
+        if not isinstance(run, str) or not _RUN_PATTERN.fullmatch(run) or len(run) > 63:
+            return _invalid([RuleProblem("run", "a run id: letters, digits, . _ -, at most "
+                                                "63 characters")])
+        if ids is not None and (not isinstance(ids, list) or len(ids) > MAX_RENEW_IDS or
+                                not all(isinstance(i, str) and len(i) <= 64 for i in ids)):
+            return _invalid([RuleProblem("ids", f"a list of at most {MAX_RENEW_IDS} rule ids")])
+        renewal = self.store.renew(run, ids)
+        gone = [{"id": rule_id, "reason": reason} for rule_id, reason in renewal.gone.items()]
+        if gone or not (renewal.renewed or ids or self.store.rules(run)):
+            return _json(410, {"error": f"run {run}: " + (
+                ", ".join(f"{g['id']} {g['reason']}" for g in gone) or "no rule to renew"),
+                "gone": gone, "renewed": renewal.renewed})
+        return _json(200, {"renewed": renewal.renewed})
 
     # -- validation -----------------------------------------------------------------------------
 

@@ -75,6 +75,9 @@ class ProxyMetrics:
         self.expiry = Gauge("chaos_fault_expiry_timestamp_seconds",
                             "Epoch seconds at which an active fault rule expires by itself",
                             RULE_LABELS, registry=registry)
+        self.lease_expired = Counter("chaos_lease_expired_total",
+                                     "Fault rules removed because their run stopped renewing "
+                                     "their lease", RULE_LABELS, registry=registry)
         unit = "request" if http else "chunk"  # TCP mode delays each chunk of a stream
         self.injected = Counter("chaos_faults_injected_total",
                                 "Requests (TCP: connections) a fault rule fired on", RULE_LABELS,

@@ -25,10 +25,11 @@ def _schemas(max_ttl: float, rules: RuleFormat[Any]) -> dict[str, Any]:
         if name.endswith("Fault") and kind in rules.kinds:
             # The union is told apart by ``kind``: on input it may not be left out.
             schema["required"] = sorted({*schema.get("required", []), "kind"})
-    ttl = schemas["RuleInput"]["properties"]["ttl"]
-    for option in ttl.get("anyOf", [ttl]):
-        if option.get("type") == "number":
-            option["maximum"] = max_ttl
+    for bounded in ("ttl", "lease"):
+        field = schemas["RuleInput"]["properties"][bounded]
+        for option in field.get("anyOf", [field]):
+            if option.get("type") == "number":
+                option["maximum"] = max_ttl
     error = {
         "type": "object",
         "required": ["error"],
@@ -48,6 +49,21 @@ def _schemas(max_ttl: float, rules: RuleFormat[Any]) -> dict[str, Any]:
         "RuleSet": {"type": "object", "required": ["rules"], "additionalProperties": False,
                     "properties": {"rules": {"type": "array",
                                              "items": {"$ref": _REF.format(model="RuleInput")}}}},
+        "LeaseRenewal": {
+            "type": "object", "required": ["run"], "additionalProperties": False,
+            "properties": {"run": {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+                                   "maxLength": 63},
+                           "ids": {"type": "array", "maxItems": 1024,
+                                   "items": {"type": "string", "maxLength": 64}}}},
+        "Renewed": {
+            "type": "object", "required": ["renewed"],
+            "properties": {
+                "renewed": {"type": "object", "additionalProperties": {"type": "number"},
+                            "description": "new lease deadline (epoch seconds) by rule id"},
+                "gone": {"type": "array", "items": {
+                    "type": "object", "required": ["id", "reason"],
+                    "properties": {"id": {"type": "string"}, "reason": {"type": "string"}}}},
+                "error": {"type": "string"}}},
         "Removed": {"type": "object", "required": ["removed"],
                     "properties": {"removed": {"type": "integer", "minimum": 0}}},
         "Health": {"type": "object", "required": ["status"],
@@ -111,6 +127,17 @@ def openapi_document(max_ttl: float, rules: RuleFormat[Any] = HTTP_RULES) -> dic
                        "responses": {"200": _json_body("Removed", "how many were removed"),
                                      **_ERRORS}},
         },
+        "/leases": {
+            "post": {"summary": "Renew the leases of one run's rules (one call for all)",
+                     "operationId": "renewLeases", "security": secured,
+                     "requestBody": {"required": True,
+                                     **_json_body("LeaseRenewal", "the run, and its rule ids")},
+                     "responses": {"200": _json_body("Renewed", "every listed rule renewed"),
+                                   **_ERRORS,
+                                   "410": _json_body("Renewed", "a listed rule is gone (its "
+                                                     "lease lapsed, or it was removed); it "
+                                                     "does not come back")}},
+        },
         "/rules/{rule_id}": {
             "delete": {"summary": "Remove one rule", "operationId": "removeRule",
                        "security": secured,
@@ -126,8 +153,9 @@ def openapi_document(max_ttl: float, rules: RuleFormat[Any] = HTTP_RULES) -> dic
         "info": {"title": f"gameday proxy admin API ({rules.protocol} mode)",
                  "version": __version__,
                  "description": f"Fault rules of one gameday sidecar proxy in {rules.protocol} "
-                                "mode. Rules expire by themselves at expires_at; ttl may not "
-                                "exceed max_ttl."},
+                                "mode. Rules expire by themselves at expires_at, and a rule "
+                                "with a lease also once its run stopped renewing it; ttl and "
+                                "lease may not exceed max_ttl."},
         "paths": copy.deepcopy(paths),
         "components": {
             "schemas": _schemas(max_ttl, rules),
