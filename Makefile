@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 export DO_NOT_TRACK := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 
-.PHONY: install demo ui ui-down test lint typecheck unit bench-proxy bench-tcp bench-guard clean
+.PHONY: install demo ui ui-down test lint typecheck unit bench-proxy bench-tcp bench-guard bench-kill clean
 
 $(STAMP): pyproject.toml scripts/install-debs.sh
 	./scripts/install-debs.sh prometheus prometheus-pushgateway redis-server postgresql \
@@ -52,6 +52,9 @@ bench-tcp: $(STAMP)  ## TCP mode on PostgreSQL and Redis vs direct and HAProxy i
 
 bench-guard: $(STAMP)  ## fault onset → detection → gone on the demo, gameday vs Chaos Toolkit
 	$(BIN)/python -m benchmarks.bench_guard
+
+bench-kill: $(STAMP)  ## a killed or frozen run: how long its leased fault lives on, per driver
+	$(BIN)/python -m benchmarks.bench_kill
 
 clean:
 	rm -rf $(VENV) .gameday reports/out .pytest_cache .mypy_cache .ruff_cache

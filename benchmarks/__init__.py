@@ -1,1 +1,1 @@
-"""Benchmarks run by ``make bench-proxy`` and ``make bench-guard``."""
+"""Benchmarks run by ``make bench-proxy``, ``bench-tcp``, ``bench-guard`` and ``bench-kill``."""
