@@ -37,16 +37,25 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+#: An HTTP header name (RFC 9110 token).
+HeaderName = Annotated[str, Field(pattern=r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$", max_length=256)]
+#: A header value as a request head can carry it: tabs and visible latin-1 characters.
+HeaderValue = Annotated[str, Field(pattern=r"^[\t\x20-\x7e\x80-\xff]*$", max_length=4096)]
+
+
 class Match(Strict):
     """Which requests a fault applies to; every given part must match."""
 
     methods: list[Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]] = Field(
         default_factory=list, description="HTTP methods; empty means any"
     )
-    path_prefix: str = Field("/", pattern=r"^/", description="request path prefix")
-    headers: dict[str, str] = Field(
-        default_factory=dict, description="headers that must be present with these exact values"
-    )
+    # What a request's head can carry, as the proxy reads it (bytes, latin-1): a pattern that
+    # cannot occur there could never match, and must not reach the data plane's byte screens.
+    path_prefix: str = Field("/", pattern=r"^/[\x21-\x7e\x80-\xff]*$", max_length=2048,
+                             description="request path prefix (visible characters)")
+    headers: dict[HeaderName, HeaderValue] = Field(
+        default_factory=dict, max_length=32,
+        description="headers that must be present with these exact values")
 
 
 class _Fault(Strict):

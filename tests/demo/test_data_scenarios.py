@@ -177,7 +177,11 @@ def test_cache_cpu_spike_leaves_redis_fast_and_evicting(data_bench: Bench) -> No
         for name in ("cache_get_latency_us", "cache_call_p95_ms",
                      "user_service_error_rate_percent"):
             assert _signal(events, step, name).state == "held", _signal(events, step, name)
-        evictions = _signal(events, step, "cache_evictions_per_second")
-        assert evictions.observed is not None and evictions.observed > 0, evictions
+    # Evictions come from the write-backs of misses. A machine starved on top of the 90 %
+    # worker can time a few cache calls out, and while user-service's cache breaker is not
+    # closed it skips write-backs (see cache.py), so one step may see none: the cache must
+    # have kept evicting under the spike in at least one.
+    evictions = [_signal(events, step, "cache_evictions_per_second") for step in (1, 2)]
+    assert any(e.observed is not None and e.observed > 0 for e in evictions), evictions
     applied = [e for e in events if getattr(e, "event", "") == "fault_applied"]
     assert len(applied) == 2, dump(events)

@@ -198,6 +198,14 @@ def test_rule_expires_with_no_traffic(clean: Proxy) -> None:
     ({"fault": {"kind": "abort"}, "labels": LABELS, "ttl": 5, "extra": 1}, "extra"),
     ({"fault": {"kind": "abort"}, "labels": LABELS, "ttl": 5, "target": "other"}, "target"),
     ({"fault": {"kind": "abort"}, "labels": LABELS, "expires_at": 1000}, "expires_at"),
+    # A match no request head could carry (a header name that is no token, characters
+    # outside latin-1) is refused, not left to fail when the proxy indexes its rules.
+    ({"fault": {"kind": "abort", "match": {"headers": {"x-\U000b5067": "v"}}},
+      "labels": LABELS, "ttl": 5}, "fault.match.headers.x-\U000b5067.[key]"),
+    ({"fault": {"kind": "abort", "match": {"headers": {"x-a": "line\nbreak"}}},
+      "labels": LABELS, "ttl": 5}, "fault.match.headers.x-a"),
+    ({"fault": {"kind": "abort", "match": {"path_prefix": "/\u20ac"}},
+      "labels": LABELS, "ttl": 5}, "fault.match.path_prefix"),
 ])
 def test_bad_rule_is_rejected_naming_the_field(clean: Proxy, body: dict[str, object],
                                                field: str) -> None:

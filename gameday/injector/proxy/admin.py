@@ -50,7 +50,7 @@ from gameday import __version__
 from gameday.injector.proxy.http1 import Head, ParseError, parse_request
 from gameday.injector.proxy.metrics import ProxyMetrics
 from gameday.injector.proxy.openapi import openapi_document
-from gameday.injector.proxy.store import RuleStore
+from gameday.injector.proxy.store import RuleStore, log_event
 from gameday.injector.rules import (
     RuleFormat,
     RuleProblem,
@@ -130,7 +130,12 @@ class AdminAPI(Generic[StoredRule]):
                         else b""
                 except (asyncio.IncompleteReadError, TimeoutError, ConnectionError):
                     return
-                reply = self.handle(head, body)
+                try:
+                    reply = self.handle(head, body)
+                except Exception as exc:
+                    # A bug here must cost one answer, not the connection without a reply.
+                    log_event("admin_error", error=repr(exc)[:500])
+                    reply = _json(500, {"error": "internal error; the proxy's log has it"})
                 await self._send(writer, reply, head.keep_alive)
                 if not head.keep_alive:
                     return
