@@ -228,27 +228,17 @@ class HttpProbe(Prober):
 
 
 @dataclass
-class TransportProbe(Prober):
+class TransportProbe(HttpProbe):
     """``GET url`` through ``FaultTransport(rules_file=...)``: faulted when marked."""
 
-    url: str = ""
     rules_file: Path = Path()
     target: str = ""
-    _client: httpx.Client | None = None
 
     def open(self) -> None:
         # The service's side of the file, as a service embeds it: the reader under test.
         transport = FaultTransport(rules_file=self.rules_file, target=self.target)
         self._client = httpx.Client(transport=transport, trust_env=False,
                                     timeout=PROBE_TIMEOUT)
-
-    def probe(self) -> bool:
-        assert self._client is not None
-        return FAULT_HEADER in self._client.get(self.url).headers
-
-    def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
 
 
 @dataclass

@@ -194,15 +194,29 @@ def sweep(ctx: RunContext) -> list[Handle]:
     return swept
 
 
+#: Tries of preflight's first query: one slow answer from a busy Prometheus is no reason to
+#: refuse, three in a row are (the guards' own queries are never retried).
+REACH_TRIES = 3
+
+
+async def _reachable(ctx: RunContext) -> None:
+    for attempt in range(1, REACH_TRIES + 1):
+        try:
+            await ctx.prometheus.value("vector(1)")
+            return
+        except GuardError as exc:
+            if attempt == REACH_TRIES:
+                raise RefusedError(f"preflight: Prometheus is not reachable ({REACH_TRIES} "
+                                   f"tries): {exc}") from exc
+            await asyncio.sleep(0.5)
+
+
 async def preflight(ctx: RunContext) -> None:
     """Prometheus answers, every guard and signal returns a fresh number, targets and drivers
     are up, and no guard is already breached. Raises ``RefusedError`` with every problem."""
     problems: list[str] = []
     stale_after = stale_bound(ctx.environment.prometheus.scrape_interval)
-    try:
-        await ctx.prometheus.value("vector(1)")
-    except GuardError as exc:
-        raise RefusedError(f"preflight: Prometheus is not reachable: {exc}") from exc
+    await _reachable(ctx)
     samples = await asyncio.gather(*(ctx.prometheus.sample(g) for g in ctx.guards))
     ctx.preflight = {g.name: s.value for g, s in zip(ctx.guards, samples, strict=True)}
     for guard, sample in zip(ctx.guards, samples, strict=True):

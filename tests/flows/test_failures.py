@@ -72,3 +72,15 @@ def test_proxy_restarted_mid_step_aborts(bench: Bench, spare_proxy: dict[str, in
         assert outcome(events) == "aborted"
     finally:
         stop(pid)
+
+
+def test_an_unreachable_prometheus_is_refused_after_three_tries(bench: Bench) -> None:
+    """Preflight's first query is tried three times, then the run is refused (exit 3) naming
+    Prometheus, with nothing injected."""
+    env_file = bench.environment_file(prometheus={"url": f"http://127.0.0.1:{free_port()}",
+                                                  "timeout": "1s", "scrape_interval": "1s"})
+    code, out = bench.run("quick-pass", env_file=env_file)
+    assert code == 3, out
+    assert "Prometheus is not reachable (3 tries)" in out
+    assert "Traceback" not in out
+    assert bench.rules() == []
