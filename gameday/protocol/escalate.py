@@ -152,7 +152,6 @@ async def run_step(ctx: RunContext, severity: int) -> StepRun:
             task.cancel()
         await asyncio.gather(guards, watcher, return_exceptions=True)
     reason: str | None = None
-    lapsed = False
     if guards in done and not guards.cancelled() and guards.exception() is None:
         result = guards.result()
         # A run frozen past its dwell wakes to a hold that "ended": if the lease lapsed
@@ -161,13 +160,14 @@ async def run_step(ctx: RunContext, severity: int) -> StepRun:
         if gone is None:
             ctx.journal.write(HoldEndedEvent(severity=severity, result=result))
             return StepRun(severity, summary, started, time.time(), result, handle=handle)
-        reason, lapsed = vanished_reason(gone), gone.reason == LEASE_EXPIRED
+        reason = vanished_reason(gone)
     elif guards in done and guards.exception() is not None:
         raise guards.exception()  # type: ignore[misc]
     else:
         reason = watcher.result()
-        gone = ctx.leases.gone(handle)
-        lapsed = gone is not None and gone.reason == LEASE_EXPIRED
+    # Whichever look found the fault gone, the keeper recorded why.
+    gone = ctx.leases.gone(handle)
+    lapsed = gone is not None and gone.reason == LEASE_EXPIRED
     ctx.journal.write(FaultVanishedNote(message=reason, severity=severity, lease_expired=lapsed))
     ctx.notify(VanishedNotice(run=ctx.run, text=f"step {severity}: {reason}; aborting",
                               severity=severity))
