@@ -37,7 +37,7 @@ from urllib.parse import urlsplit
 import httpx
 from pydantic import ValidationError
 
-from gameday.demo.stack import start_ticks
+from gameday import procs
 from gameday.drivers.stress import Record
 from gameday.injector.transport import FaultTransport
 from gameday.procs import alive
@@ -283,5 +283,5 @@ class StressProbe(Prober):
             with contextlib.suppress(OSError, ValidationError):
                 record = Record.model_validate_json(path.read_text())
                 found += [w.pid for w in record.workers
-                          if alive(w.pid) and start_ticks(w.pid) == w.start_ticks]
+                          if alive(w.pid) and procs.start_ticks(w.pid) == w.start_ticks]
         return found

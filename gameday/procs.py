@@ -31,13 +31,40 @@ def start(argv: Sequence[str], log: Path | None = None, env: dict[str, str] | No
     """Start ``argv`` in a new session (so signals to our group do not reach it)."""
     out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - the child owns it
     try:
-        return subprocess.Popen(
+        child = subprocess.Popen(
             list(argv), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             env={**os.environ, **(env or {})}, cwd=cwd, start_new_session=True,
         )
     finally:
         if log:
             out.close()  # type: ignore[union-attr]
+    ticks = start_ticks(child.pid)
+    if ticks is not None:
+        _started[child.pid] = ticks
+    return child
+
+
+#: Kernel start times of the processes ``start`` started, by PID: ``stop`` signals a PID only
+#: while it is still that process (or its session's group), never a stranger that reused it.
+_started: dict[int, int] = {}
+
+
+def start_ticks(pid: int) -> int | None:
+    """The kernel start time of ``pid`` (field 22 of /proc/PID/stat); None if it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name (field 2) may contain spaces and parentheses: split after the last ')'.
+    return int(stat.rsplit(")", 1)[1].split()[19])
+
+
+def _reused(pid: int) -> bool:
+    """Whether ``pid``, which ``start`` started, now names another process. The kernel never
+    hands out a PID still used as a group or session id, so while the old session has
+    members a new process cannot hold it."""
+    ticks = start_ticks(pid)
+    return pid in _started and ticks is not None and ticks != _started[pid]
 
 
 def alive(pid: int) -> bool:
@@ -56,8 +83,14 @@ def alive(pid: int) -> bool:
 
 
 def stop(pid: int, grace: float = 5.0, group: bool = True) -> None:
-    """SIGTERM ``pid`` (and its session's group), then SIGKILL after ``grace`` seconds."""
+    """SIGTERM ``pid`` (and its session's group), then SIGKILL after ``grace`` seconds.
+
+    A PID that ``start`` started and that has since been reused by another process is left
+    alone: stopping the same child twice (a test, then its fixture) must not kill a stranger.
+    """
     def send(sig: int) -> None:
+        if _reused(pid):
+            return
         with contextlib.suppress(ProcessLookupError, PermissionError):
             if group:
                 os.killpg(pid, sig)
@@ -65,6 +98,8 @@ def stop(pid: int, grace: float = 5.0, group: bool = True) -> None:
                 os.kill(pid, sig)
 
     def running() -> bool:
+        if _reused(pid):
+            return False
         _reap(pid)
         if alive(pid):
             return True

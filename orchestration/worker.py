@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 
 from gameday import procs
-from gameday.demo.stack import start_ticks
 from orchestration.provision import CHECKOUT, WORK_POOL
 
 WORKER_FILE = "worker.json"
@@ -31,7 +30,7 @@ def _record(folder: Path) -> tuple[int, int, str] | None:
 def running_worker(folder: Path) -> tuple[int, str] | None:
     """The PID and Prefect API of the recorded worker, if it still runs."""
     record = _record(folder)
-    if record and procs.alive(record[0]) and start_ticks(record[0]) == record[1]:
+    if record and procs.alive(record[0]) and procs.start_ticks(record[0]) == record[1]:
         return record[0], record[2]
     return None
 
@@ -50,7 +49,7 @@ def start_worker(folder: Path, env: dict[str, str], pool: str = WORK_POOL) -> in
                           log=folder / "logs" / "worker.log", cwd=CHECKOUT,
                           env={"DO_NOT_TRACK": "1", **env,
                                "PREFECT_WORKER_QUERY_SECONDS": QUERY_SECONDS})
-    ticks = start_ticks(process.pid)
+    ticks = procs.start_ticks(process.pid)
     (folder / WORKER_FILE).write_text(json.dumps({"pid": process.pid, "start_ticks": ticks,
                                                   "api": api}))
     return process.pid

@@ -101,17 +101,11 @@ def _stat_fields(pid: int) -> list[str] | None:
     return stat.rsplit(")", 1)[1].split()
 
 
-def start_ticks(pid: int) -> int | None:
-    """The kernel's start time of ``pid`` (clock ticks since boot), None when it is gone."""
-    fields = _stat_fields(pid)
-    return int(fields[19]) if fields else None
-
-
 def is_running(part: Part) -> bool:
     """Whether the recorded process still runs, and is the one that was recorded."""
     if not procs.alive(part.pid):
         return False
-    return part.start_ticks is None or start_ticks(part.pid) == part.start_ticks
+    return part.start_ticks is None or procs.start_ticks(part.pid) == part.start_ticks
 
 
 def _boot_time() -> float:
@@ -135,7 +129,7 @@ def _unrecorded(folder: Path, state: StackState | None) -> list[Part]:
             written = pidfile.stat().st_mtime
         except (OSError, ValueError):
             continue
-        ticks = start_ticks(pid)
+        ticks = procs.start_ticks(pid)
         if pid in recorded or ticks is None or not procs.alive(pid):
             continue
         started = _boot_time() + ticks / os.sysconf("SC_CLK_TCK")
@@ -305,8 +299,9 @@ def _start(state: StackState, spec: PartSpec) -> None:
     pidfile = folder / PID_DIR / f"{spec.name}.pid"
     process = procs.start([*_WITH_PIDFILE, str(pidfile), *spec.argv], log=log, env=spec.env,
                           cwd=folder)
-    state.parts.append(Part(name=spec.name, pid=process.pid, start_ticks=start_ticks(process.pid),
-                            ports=spec.ports, url=spec.url, log=str(log)))
+    state.parts.append(Part(name=spec.name, pid=process.pid,
+                            start_ticks=procs.start_ticks(process.pid), ports=spec.ports,
+                            url=spec.url, log=str(log)))
     save_state(state)
 
 

@@ -138,7 +138,7 @@ class StressDriver:
                 lease_file.touch(exist_ok=False)  # before the workers, who exit without it
             for argv in argvs:
                 child = procs.start(argv)
-                workers.append(Worker(pid=child.pid, start_ticks=_start_ticks(child.pid) or 0))
+                workers.append(Worker(pid=child.pid, start_ticks=procs.start_ticks(child.pid) or 0))
         except OSError as exc:
             for worker in workers:
                 _stop(worker, fault_id)
@@ -279,19 +279,9 @@ def _lapsed(lease_file: Path, lease: float) -> bool:
     return renewed + lease < time.time()
 
 
-def _start_ticks(pid: int) -> int | None:
-    """The kernel start time of ``pid`` (field 22 of /proc/PID/stat); None if it is gone."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # The command name (field 2) may contain spaces and parentheses: split after the last ')'.
-    return int(stat.rsplit(")", 1)[1].split()[19])
-
-
 def _is_ours(worker: Worker, fault_id: str) -> bool:
     """Whether ``worker.pid`` is still the worker started for ``fault_id``."""
-    if not procs.alive(worker.pid) or _start_ticks(worker.pid) != worker.start_ticks:
+    if not procs.alive(worker.pid) or procs.start_ticks(worker.pid) != worker.start_ticks:
         return False
     try:
         argv = Path(f"/proc/{worker.pid}/cmdline").read_bytes().split(b"\0")
