@@ -154,11 +154,20 @@ class NoticeNote(_Note):
     level: Level = "info"
 
 
+class TraceNote(_Note):
+    """The run is traced: ``trace_id`` (32 hex digits) names the game day's own trace, whose
+    spans went to ``destinations`` (trace files, an OTLP endpoint)."""
+
+    kind: Literal["trace"] = "trace"
+    trace_id: str = Field(pattern=r"^[0-9a-f]{32}$")
+    destinations: list[str] = Field(default_factory=list)
+
+
 Note = Annotated[
     RefusedNote | LockNote | SweptNote | PreflightNote | PreflightFailedNote
     | FaultVanishedNote | ObserveFailedNote | SignoffRequestedNote | SignoffGrantedNote
     | SignoffRefusedNote | ErrorNote | CancelledNote | PostmortemNote | WarningNote
-    | WaitingNote | SlotNote | NoticeNote,
+    | WaitingNote | SlotNote | NoticeNote | TraceNote,
     Field(discriminator="kind"),
 ]
 

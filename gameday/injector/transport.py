@@ -30,17 +30,21 @@ from __future__ import annotations
 
 import asyncio
 import random
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from gameday.injector.decide import PASS, Decision, Request, decide, fault_headers
 from gameday.injector.rules import Rule
 from gameday.injector.rules_file import Clock, RuleSource, load_rules_file
+
+if TYPE_CHECKING:
+    from gameday.tracing.faults import FaultSpan
 
 __all__ = ["AsyncFaultTransport", "FaultTransport", "RuleSource", "load_rules_file"]
 
@@ -90,6 +94,23 @@ class _Injector:
             return None
         return next((r for r in self.source.active()
                      if r.id == rule.id and r.expires_at > rule.expires_at), None)
+
+    @staticmethod
+    def trace(request: httpx.Request, decision: Decision) -> FaultSpan | None:
+        """Mark the client's span with the fault (``gameday.tracing.faults``), in a service
+        that traces with the OpenTelemetry SDK; a service that never imported OpenTelemetry
+        pays nothing. Returns the span to end when the call's own span does not record."""
+        if "opentelemetry.trace" not in sys.modules:
+            return None
+        from gameday.tracing.faults import transport_spans
+
+        spans = transport_spans()
+        if spans is None:
+            return None
+        span, traceparent = spans.client(decision, request.method)
+        if traceparent is not None:
+            request.headers["traceparent"] = traceparent  # the server becomes its child
+        return span
 
     @staticmethod
     def mark(request: httpx.Request, decision: Decision) -> None:
@@ -187,8 +208,25 @@ class FaultTransport(httpx.BaseTransport):
         decision = injector.decide(request)
         if not decision.rules:
             return self.inner.handle_request(request)
+        span = injector.trace(request, decision)
+        if span is None:
+            return self._faulted(request, decision, None)
+        try:
+            response = self._faulted(request, decision, span)
+        except BaseException as exc:
+            span.end(type(exc).__name__, error=True)
+            raise
+        span.end(response.status_code)
+        return response
+
+    def _faulted(self, request: httpx.Request, decision: Decision,
+                 span: FaultSpan | None) -> httpx.Response:
+        injector = self._injector
         if decision.delay_ms:
+            started = time.monotonic()
             self._sleep(decision.delay_ms / 1000)
+            if span is not None:
+                span.delay_applied(time.monotonic() - started)
         if decision.action == "abort":
             return injector.abort(request, decision)
         if decision.action == "reset":
@@ -241,8 +279,25 @@ class AsyncFaultTransport(httpx.AsyncBaseTransport):
         decision = injector.decide(request)
         if not decision.rules:
             return await self.inner.handle_async_request(request)
+        span = injector.trace(request, decision)
+        if span is None:
+            return await self._faulted(request, decision, None)
+        try:
+            response = await self._faulted(request, decision, span)
+        except BaseException as exc:
+            span.end(type(exc).__name__, error=True)
+            raise
+        span.end(response.status_code)
+        return response
+
+    async def _faulted(self, request: httpx.Request, decision: Decision,
+                       span: FaultSpan | None) -> httpx.Response:
+        injector = self._injector
         if decision.delay_ms:
+            started = time.monotonic()
             await asyncio.sleep(decision.delay_ms / 1000)
+            if span is not None:
+                span.delay_applied(time.monotonic() - started)
         if decision.action == "abort":
             return injector.abort(request, decision)
         if decision.action == "reset":

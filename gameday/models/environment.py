@@ -49,6 +49,26 @@ class Notify(Strict):
     slack: SlackSettings | None = None
 
 
+class TracingSettings(Strict):
+    """Where the traces of an environment's services can be read and linked."""
+
+    files: str | None = Field(
+        None, description="folder of OTLP JSON lines files the services write (their "
+                          "GAMEDAY_TRACE_DIR); the kit reads traces back from it, and writes "
+                          "the game day's own spans there")
+    trace_url: str | None = Field(
+        None, pattern=r"^https?://.*\{trace_id\}",
+        description="link to a trace in the team's tracing UI, with {trace_id}")
+    exemplars: str | None = Field(
+        None, description="PromQL selector of the latency histogram whose exemplars the "
+                          "postmortem lists, e.g. "
+                          "'http_server_request_duration_seconds_bucket{service=\"user-service\"}'")
+
+    def link(self, trace_id: str) -> str | None:
+        """The link to ``trace_id``, when ``trace_url`` is set."""
+        return self.trace_url.replace("{trace_id}", trace_id) if self.trace_url else None
+
+
 class Environment(Strict):
     """Where game days may run, and the rules they must keep there."""
 
@@ -69,6 +89,7 @@ class Environment(Strict):
         None, description="a fault ends this long after its run last renewed it (a dead or "
                           "frozen run); default max(3s, 3 × guard_interval); 1s to 10m")
     notify: Notify = Field(default_factory=Notify)
+    tracing: TracingSettings = Field(default_factory=TracingSettings)
 
     @field_validator("allowed_namespaces")
     @classmethod

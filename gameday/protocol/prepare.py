@@ -36,7 +36,14 @@ from gameday.journal import (
     RunEndedEvent,
 )
 from gameday.models import Endpoint, Environment, SignalTemplate, render_query
-from gameday.notes import LockNote, PreflightFailedNote, PreflightNote, RefusedNote, SweptNote
+from gameday.notes import (
+    LockNote,
+    PreflightFailedNote,
+    PreflightNote,
+    RefusedNote,
+    SweptNote,
+    TraceNote,
+)
 from gameday.notify import (
     BaselineFigure,
     ConsoleSink,
@@ -52,6 +59,7 @@ from gameday.protocol.checks import Request, refusals, severities
 from gameday.protocol.context import RunContext
 from gameday.protocol.lock import EnvironmentLock
 from gameday.records import Handle
+from gameday.tracing import run_trace
 
 #: The report's standard metrics for the target service, by signal template name.
 STANDARD_METRICS = ("latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "error_rate_percent")
@@ -313,6 +321,10 @@ def journal_plan(ctx: RunContext) -> None:
         requester=ctx.requester, max_severity=max(ctx.severities, default=0), steps=steps,
         guards=[PlannedQuery(name=g.name, query=g.query) for g in ctx.guards],
         signals=[PlannedQuery(name=s.name, query=s.query) for s in ctx.signals]))
+    traced_to = run_trace.destinations(ctx.environment.tracing.files)
+    if traced_to:
+        ctx.journal.write(TraceNote(message="the game day is traced",
+                                    trace_id=run_trace.new_trace_id(), destinations=traced_to))
 
 
 async def prepare(ctx: RunContext, lock_wait: float = 0.0, dry_run: bool = False) -> RunContext:

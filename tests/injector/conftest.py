@@ -103,7 +103,7 @@ def start_upstream(log: Path, port: int | None = None) -> Upstream:
 
 def start_proxy(upstream_url: str, log: Path, *, token: str | None = TOKEN,
                 max_ttl: str = "600s", target: str = "", seed: int = 7,
-                args: Sequence[str] = ()) -> Proxy:
+                args: Sequence[str] = (), env: dict[str, str] | None = None) -> Proxy:
     """Start ``chaosctl proxy`` in front of ``upstream_url`` and wait for its admin API.
 
     ``args`` are further options (limits, for instance).
@@ -115,8 +115,8 @@ def start_proxy(upstream_url: str, log: Path, *, token: str | None = TOKEN,
     if target:
         argv += ["--target", target]
     argv += args
-    env = {"TEST_PROXY_TOKEN": token or ""}
-    process = procs.start(argv, log=log, env=env, cwd=ROOT)
+    process = procs.start(argv, log=log, env={"TEST_PROXY_TOKEN": token or "", **(env or {})},
+                          cwd=ROOT)
     proxy = Proxy(process.pid, port, admin_port, log, token)
 
     def healthy() -> bool:

@@ -81,6 +81,9 @@ class ClientConn(FaultSide, asyncio.Protocol):
             upstream.close()
         if self.throttle is not None:
             self.throttle.cancel()
+        if self.span is not None:
+            self.span.end(self.code or "client closed")
+            self.span = None
 
     def eof_received(self) -> bool:
         self.eof = True
@@ -172,19 +175,37 @@ class ClientConn(FaultSide, asyncio.Protocol):
             request = Request(head.method.decode("latin-1"),
                               head.target.decode("latin-1"), head.headers())
             self.decision = decision = decide(store.snapshot, request, plane.rng, now)
-            if decision.rules:
-                for rule in decision.rules:
-                    plane.metrics.injected.labels(*rule_labels(rule)).inc()
-                if decision.delay_ms > 0:
-                    self.state = WAIT
-                    self._pause(PAUSE_WAIT, True)
-                    plane.metrics.delay_requested.observe(decision.delay_ms / 1000)
-                    self.delay_start = plane.loop.time()
-                    self.timer = plane.loop.call_later(decision.delay_ms / 1000, self._delayed)
-                    return
         else:
-            self.decision = PASS
+            self.decision = decision = PASS
+        if plane.spans is not None:
+            # After the decision, so that a faulted request is always recorded.
+            self._trace(head)
+        if decision.rules:
+            for rule in decision.rules:
+                plane.metrics.injected.labels(*rule_labels(rule)).inc()
+            if decision.delay_ms > 0:
+                self.state = WAIT
+                self._pause(PAUSE_WAIT, True)
+                plane.metrics.delay_requested.observe(decision.delay_ms / 1000)
+                self.delay_start = plane.loop.time()
+                self.timer = plane.loop.call_later(decision.delay_ms / 1000, self._delayed)
+                return
         self._act()
+
+    def _trace(self, head: Head) -> None:
+        """Start the request's span when it is faulted or sampled; the upstream then gets a
+        ``traceparent`` naming that span instead of the caller's."""
+        spans = self.plane.spans
+        assert spans is not None
+        if self.span is not None:  # an exchange that never finished (the client went away)
+            self.span.end("abandoned")
+        parent = head.header(b"traceparent")
+        self.span = span = spans.request(
+            parent.decode("latin-1") if parent else None, self.decision,
+            head.method.decode("latin-1"), head.target.decode("latin-1").partition("?")[0],
+            self.plane.upstream_url)
+        if span is not None:
+            head.drop(b"traceparent")
 
     def _forward(self) -> None:
         conn = self.plane.pool.take()
@@ -221,6 +242,8 @@ class ClientConn(FaultSide, asyncio.Protocol):
             # pause_writing again, so the new upstream connection must start paused.
             conn.pause(PAUSE_CLIENT_FULL, True)
         extra = fault_lines(self.decision)
+        if self.span is not None:
+            extra.append(b"traceparent: " + self.span.traceparent.encode())
         if head.header(b"host") is None:
             extra.append(self.plane.host_line)
         if head.websocket:

@@ -30,7 +30,10 @@ class FaultSide(ResponseSide):
         self.timer = None
         if self.state == CLOSED:
             return
-        self.plane.metrics.delay_applied.observe(self.plane.loop.time() - self.delay_start)
+        applied = self.plane.loop.time() - self.delay_start
+        self.plane.metrics.delay_applied.observe(applied)
+        if self.span is not None:
+            self.span.delay_applied(applied)
         self._pause(PAUSE_WAIT, False)
         self._act()
 

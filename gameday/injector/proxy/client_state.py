@@ -21,6 +21,7 @@ from gameday.injector.proxy.throttle import Throttle
 if TYPE_CHECKING:
     from gameday.injector.proxy.dataplane import DataPlane
     from gameday.injector.proxy.upstream import UpstreamConn
+    from gameday.tracing.faults import FaultSpan
 
 # Why reading from the client is paused (bits of ``ConnState.paused``).
 PAUSE_WAIT = 1  # delay, or connecting to the upstream
@@ -58,6 +59,8 @@ class ConnState:
         self.t0 = 0.0
         self.retried = False
         self.timer: asyncio.TimerHandle | None = None
+        #: The current request's span, when tracing records it (faulted, or sampled).
+        self.span: FaultSpan | None = None
         self.delay_start = 0.0
         self.throttle: Throttle | None = None
         self.end_pending: UpstreamConn | None = None
@@ -109,6 +112,10 @@ class ConnState:
 
     def _finish_metrics(self) -> None:
         self.plane.metrics.count(self.code, self.plane.loop.time() - self.t0)
+        span = self.span
+        if span is not None:
+            self.span = None
+            span.end(self.code)
 
     def _pause(self, reason: int, on: bool) -> None:
         before = self.paused

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from typing import TYPE_CHECKING
 
 from gameday.injector.proxy.client import ClientConn
 from gameday.injector.proxy.limits import Limits
@@ -15,14 +16,19 @@ from gameday.injector.proxy.metrics import ProxyMetrics
 from gameday.injector.proxy.store import HttpRuleStore
 from gameday.injector.proxy.upstream import UpstreamPool
 
+if TYPE_CHECKING:
+    from gameday.tracing.faults import FaultSpans
+
 
 class DataPlane:
     """Shared state of every client connection: pool, rules, metrics, RNG."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, upstream: tuple[str, int],
                  store: HttpRuleStore, metrics: ProxyMetrics, rng: random.Random,
-                 limits: Limits | None = None) -> None:
+                 limits: Limits | None = None, spans: FaultSpans | None = None) -> None:
         self.loop = loop
+        #: Spans for faulted and sampled requests; None when this process is not traced.
+        self.spans = spans
         self.upstream_url = f"http://{upstream[0]}:{upstream[1]}"
         self.host_line = f"Host: {upstream[0]}:{upstream[1]}".encode()
         self.pool = UpstreamPool(loop, *upstream)

@@ -85,6 +85,16 @@ class Head:
         begin = at + len(name) + 3
         return self.raw[begin:self.raw.index(b"\r\n", begin)].strip()
 
+    def drop(self, name: bytes) -> None:
+        """Leave every ``name`` line (lower case) out of what ``forward`` sends on."""
+        needle = b"\r\n" + name + b":"
+        at = self.lower.find(needle)
+        while at >= 0:
+            end = self.lower.index(b"\r\n", at + 2)
+            self.cuts.append((at, end))
+            at = self.lower.find(needle, end)
+        self.cuts.sort()
+
     def headers(self) -> dict[str, str]:
         """Headers as a dict with lower-case names (the last value of a repeated name wins)."""
         found = {}

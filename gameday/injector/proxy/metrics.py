@@ -104,6 +104,10 @@ class ProxyMetrics:
             self.body_timeouts = self.limit_hits.labels("body_timeout")
             self.upstream_timeouts = self.limit_hits.labels("upstream_timeout")
         self.refused = self.limit_hits.labels("max_connections")
+        self.spans_dropped = Counter("chaos_spans_dropped_total",
+                                     "Spans of faulted or sampled traffic that could not be "
+                                     "exported (queue full, trace folder full, collector "
+                                     "unreachable)", registry=registry)
 
     def count(self, code: int | str, seconds: float) -> None:
         """Count one answered request that took ``seconds``."""

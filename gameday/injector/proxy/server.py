@@ -14,9 +14,10 @@ import secrets
 import signal
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
+from gameday import tracing
 from gameday.errors import ConfigError, InjectorError
 from gameday.injector.proxy.admin import AdminAPI
 from gameday.injector.proxy.dataplane import DataPlane
@@ -25,6 +26,9 @@ from gameday.injector.proxy.limits import Limits
 from gameday.injector.proxy.metrics import ProxyMetrics
 from gameday.injector.proxy.store import HttpRuleStore, RuleStore, log_event
 from gameday.injector.rules import HTTP_RULES, TARGET_PATTERN, RuleFormat
+
+if TYPE_CHECKING:
+    from gameday.tracing.faults import FaultSpans
 
 
 @dataclass(frozen=True)
@@ -112,6 +116,20 @@ class Plane:
     background: Callable[[], Coroutine[Any, Any, None]] | None = None
 
 
+def traced(injector: str, metrics: ProxyMetrics) -> FaultSpans | None:
+    """Spans for this proxy's faulted traffic, when its environment names a trace destination
+    (``GAMEDAY_TRACE_DIR``, ``OTEL_EXPORTER_OTLP_ENDPOINT``); None otherwise, importing nothing
+    of OpenTelemetry."""
+    if not tracing.wanted():
+        return None
+    from gameday.tracing.faults import proxy_spans
+
+    spans = proxy_spans(injector, metrics.spans_dropped.inc)
+    if spans is not None:
+        log_event("tracing", injector=injector, sampler_ratio=spans.ratio)
+    return spans
+
+
 def seed_of(config: ProxyConfig) -> int:
     """The RNG seed: the configured one, or a fresh random one (logged at start)."""
     return config.seed if config.seed is not None else secrets.randbits(32)
@@ -123,7 +141,8 @@ async def serve(config: ProxyConfig, stop: asyncio.Event | None = None) -> None:
     seed = seed_of(config)
     metrics = ProxyMetrics()
     store = HttpRuleStore(loop, metrics)
-    plane = DataPlane(loop, config.upstream, store, metrics, random.Random(seed), config.limits)
+    plane = DataPlane(loop, config.upstream, store, metrics, random.Random(seed), config.limits,
+                      traced("proxy", metrics))
 
     async def sweep() -> None:
         while True:

@@ -30,6 +30,7 @@ from gameday.injector.tcp.stream import Stream
 
 if TYPE_CHECKING:
     from gameday.injector.tcp.plane import TcpPlane
+    from gameday.tracing.faults import FaultSpan
 
 #: Longest wait for the upstream to accept a connection, in seconds.
 CONNECT_TIMEOUT = 10.0
@@ -51,7 +52,7 @@ class Conn:
     """One client connection and its upstream connection."""
 
     __slots__ = ("client", "closed", "connecting", "down", "plan", "plane", "rolls", "server",
-                 "timers", "up")
+                 "span", "timers", "up")
 
     def __init__(self, plane: TcpPlane) -> None:
         self.plane = plane
@@ -67,6 +68,8 @@ class Conn:
         self.timers: dict[str, tuple[TcpRule, asyncio.TimerHandle]] = {}
         self.closed = False
         self.connecting: asyncio.Task[None] | None = None
+        #: The connection's span, from the first rule that fires on it to its end.
+        self.span: FaultSpan | None = None
 
     # -- life -----------------------------------------------------------------------------------
 
@@ -127,12 +130,28 @@ class Conn:
             return
         self.plan = plan
         before = {rule.id: rule for rule in old.rules}
-        for rule in plan.rules:
-            if before.get(rule.id) != rule:
-                plane.metrics.injected.labels(*rule_labels(rule)).inc()
+        fired = [rule for rule in plan.rules if before.get(rule.id) != rule]
+        for rule in fired:
+            plane.metrics.injected.labels(*rule_labels(rule)).inc()
+        if fired and plane.spans is not None:
+            self._trace(fired)
         self.up.apply(plan.upstream)
         self.down.apply(plan.downstream)
         self._time(plan.timed)
+
+    def _trace(self, fired: list[TcpRule]) -> None:
+        """A span for the connection once a rule fires on it; later rules are its events."""
+        spans = self.plane.spans
+        assert spans is not None
+        if self.span is None:
+            transport = self.client.transport
+            peer = transport.get_extra_info("peername") if transport is not None else None
+            host, port = self.plane.upstream
+            self.span = spans.connection(fired, f"{peer[0]}:{peer[1]}" if peer else "",
+                                         f"{host}:{port}")
+        else:
+            self.span.injected(",".join(rule.fault.kind for rule in fired),
+                               **{"chaos.rule": ",".join(rule.id for rule in fired)})
 
     def _time(self, rules: tuple[TcpRule, ...]) -> None:
         """Start the timers of timed rules that are new here; cancel those of ended ones."""
@@ -220,6 +239,9 @@ class Conn:
         plane = self.plane
         plane.conns.discard(self)
         plane.stats.ended(how)
+        if self.span is not None:
+            self.span.end(how, error=how != "closed")
+            self.span = None
         for _, handle in self.timers.values():
             handle.cancel()
         self.timers.clear()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from typing import TYPE_CHECKING
 
 from gameday.injector.proxy.metrics import ProxyMetrics
 from gameday.injector.proxy.store import RuleStore
@@ -12,14 +13,19 @@ from gameday.injector.tcp.rules import TcpRule
 from gameday.injector.tcp.side import Side
 from gameday.injector.tcp.stats import ConnectionStats
 
+if TYPE_CHECKING:
+    from gameday.tracing.faults import FaultSpans
+
 
 class TcpPlane:
     """Shared state of every proxied connection: upstream, rules, metrics, RNG, the cap."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, upstream: tuple[str, int],
                  store: RuleStore[TcpRule], metrics: ProxyMetrics, rng: random.Random,
-                 max_connections: int) -> None:
+                 max_connections: int, spans: FaultSpans | None = None) -> None:
         self.loop = loop
+        #: Spans for faulted connections; None when this process is not traced.
+        self.spans = spans
         self.upstream = upstream
         self.store = store
         self.metrics = metrics

@@ -6,7 +6,7 @@ import asyncio
 import random
 
 from gameday.injector.proxy.metrics import ProxyMetrics
-from gameday.injector.proxy.server import Plane, ProxyConfig, host, seed_of
+from gameday.injector.proxy.server import Plane, ProxyConfig, host, seed_of, traced
 from gameday.injector.proxy.server import run as run_proxy
 from gameday.injector.proxy.store import RuleStore
 from gameday.injector.tcp.plane import TcpPlane
@@ -20,7 +20,7 @@ async def serve(config: ProxyConfig, stop: asyncio.Event | None = None) -> None:
     metrics = ProxyMetrics(http=False)
     store: RuleStore[TcpRule] = RuleStore(loop, metrics)
     plane = TcpPlane(loop, config.upstream, store, metrics, random.Random(seed),
-                     config.limits.max_connections)
+                     config.limits.max_connections, traced("proxy-tcp", metrics))
     upstream = f"{config.upstream[0]}:{config.upstream[1]}"
     await host(config, Plane(store, metrics, TCP_RULES, upstream, plane.protocol, plane.close),
                seed, stop)
