@@ -44,7 +44,7 @@ test: lint typecheck unit  ## everything CI runs
 
 bench-proxy: $(STAMP)  ## proxy throughput and latency vs nginx and HAProxy
 	./scripts/install-debs.sh nginx haproxy wrk
-	$(BIN)/python benchmarks/bench_proxy.py
+	$(BIN)/python -m benchmarks.bench_proxy
 
 bench-tcp: $(STAMP)  ## TCP mode on PostgreSQL and Redis vs direct and HAProxy in TCP mode
 	./scripts/install-debs.sh haproxy postgresql redis-server

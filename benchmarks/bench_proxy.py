@@ -17,7 +17,11 @@ for both proxies. Measured:
   ``expires_at`` (worst of 5, admin list polled every 2 ms);
 * ``release_after_delete_ms``: a request held by a blackhole rule, then the rule deleted: from
   sending the ``DELETE`` until the client sees its connection closed (median of 5);
-* ``rss_mb_1000_idle``: the proxy's resident memory holding 1000 idle keep-alive connections.
+* ``rss_mb_1000_idle``: the proxy's resident memory holding 1000 idle keep-alive connections;
+* ``traced_*``, ``all_faulted_*``: a second proxy with tracing on, every request carrying a
+  ``traceparent`` (1 % sampled), against HAProxy and nginx under the same requests; then a
+  zero-latency rule on every request, so every request is faulted and recorded
+  (:mod:`benchmarks.proxy_traced`).
 
 Everything binds 127.0.0.1 on free ports, configs go to a temporary folder, every process
 started is stopped by PID. The last line printed is one JSON object with the figures.
@@ -32,49 +36,34 @@ import re
 import shutil
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
-
+from benchmarks import proxy_traced
+from benchmarks.proxy_tools import (
+    IDLE_RULES,
+    LABELS,
+    LOAD_CORE,
+    PROXY_CORE,
+    TOKEN,
+    WRK_SECONDS,
+    admin,
+    log,
+    put_rules,
+    started,
+    wrk,
+)
 from gameday import procs
 from gameday.injector.proxy.server import raise_fd_limit
 
-ROOT = Path(__file__).resolve().parents[1]
-TOKEN = "bench-token-0123456789"
-LABELS = {"run": "bench", "scenario": "bench", "environment": "bench", "step": 1}
 BODY = "x" * 100
-PROXY_CORE, LOAD_CORE = "0", "1"
-WRK_SECONDS = 10
 Z99 = 2.5758  # two-sided 99 % normal quantile
 
 
-def log(message: str) -> None:
-    """Progress on stderr, so stdout ends with the JSON line."""
-    print(message, file=sys.stderr, flush=True)
-
-
 # -- processes ------------------------------------------------------------------------------------
-
-
-@contextmanager
-def started(argv: list[str], ready_port: int, log_file: Path, core: str,
-            env: dict[str, str] | None = None) -> Iterator[int]:
-    """Run ``argv`` pinned to ``core`` until the block ends; yields its PID."""
-    process = procs.start(["taskset", "-c", core, *argv], log=log_file, env=env, cwd=ROOT)
-    try:
-        procs.wait_until(lambda: procs.port_open(ready_port), 30, what=argv[0])
-        yield process.pid
-    except TimeoutError:
-        raise SystemExit(f"{argv[0]} did not start:\n{log_file.read_text()[-2000:]}") from None
-    finally:
-        procs.stop(process.pid)
 
 
 def nginx_config(folder: Path, port: int) -> Path:
@@ -128,53 +117,7 @@ backend nginx
 
 # -- wrk ------------------------------------------------------------------------------------------
 
-_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
-
-
-def wrk(url: str, connections: int, seconds: int, latency: bool = False) -> dict[str, float]:
-    """Run wrk pinned to the load core; requests/s, counts and latency percentiles in ms."""
-    argv = ["taskset", "-c", LOAD_CORE, "wrk", "-t1", f"-c{connections}", f"-d{seconds}s",
-            "--timeout", "10s", url]
-    if latency:
-        argv.insert(-1, "--latency")
-    text = subprocess.run(argv, capture_output=True, text=True, check=True,
-                          timeout=seconds + 60).stdout
-    out: dict[str, float] = {}
-    match = re.search(r"Requests/sec:\s+([\d.]+)", text)
-    out["rps"] = float(match.group(1)) if match else 0.0
-    match = re.search(r"(\d+) requests in", text)
-    out["requests"] = float(match.group(1)) if match else 0.0
-    match = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
-    out["non2xx"] = float(match.group(1)) if match else 0.0
-    for pct, value, unit in re.findall(r"^\s+(50|75|90|99)%\s+([\d.]+)(us|ms|s)\s*$", text,
-                                       re.MULTILINE):
-        out[f"p{pct}"] = float(value) * _UNITS[unit]
-    return out
-
-
 # -- the measurements -----------------------------------------------------------------------------
-
-
-def admin(port: int) -> httpx.Client:
-    """A client for the gameday proxy's admin API."""
-    return httpx.Client(base_url=f"http://127.0.0.1:{port}",
-                        headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
-
-
-#: Ten rules of a game day that no benchmark request matches: other paths, methods, headers.
-IDLE_RULES = tuple(
-    {"fault": {"kind": "latency", "ms": 100 + i,
-               "match": ({"path_prefix": f"/never/{i}"} if i % 3 == 0
-                         else {"methods": ["POST"]} if i % 3 == 1
-                         else {"headers": {"x-game-day": f"step-{i}"}})},
-     "labels": {**LABELS, "step": i + 1}, "ttl": 600}
-    for i in range(10))
-
-
-def put_rules(port: int, *rules: dict[str, Any]) -> None:
-    """Replace the proxy's rules."""
-    with admin(port) as client:
-        client.put("/rules", json={"rules": list(rules)}).raise_for_status()
 
 
 def ttl_lateness(admin_port: int, trials: int = 5) -> list[float]:
@@ -309,8 +252,28 @@ def main() -> int:
                 results["release"] = release_after_delete(proxy_port, admin_port)
                 log("RSS with 1000 idle connections")
                 results["rss_mb"] = rss_with_idle(proxy_port, proxy_pid)
+            log("with tracing: nginx direct and HAProxy under the traceparent script")
+            results["traced_baselines"] = proxy_traced.baselines(
+                folder, direct, via_haproxy, haproxy_argv, haproxy_port)
+            results["traced"] = proxy_traced.traced_proxy(folder, nginx_port)
     log(json.dumps(results, indent=1))
     return report(results)
+
+
+def traced_figures(t: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
+    """The traced proxy against nginx and HAProxy under the same traceparent load."""
+    haproxy = base["haproxy"]["rps"]
+    return {
+        "traced_proxy_rps": round(t["proxy"]["rps"], 1),
+        "traced_haproxy_rps": round(haproxy, 1),
+        "traced_throughput_vs_haproxy": round(t["proxy"]["rps"] / haproxy, 3),
+        "traced_overhead_p50_ms": round(t["proxy_1"]["p50"] - base["direct_1"]["p50"], 3),
+        "all_faulted_rps": round(t["faulted"]["rps"], 1),
+        "all_faulted_vs_haproxy": round(t["faulted"]["rps"] / haproxy, 3),
+        "all_faulted_requests": int(t["faulted_requests"]),
+        "all_faulted_spans_written": int(t["faulted_spans"]),
+        "spans_dropped": int(t["spans_dropped"]),
+    }
 
 
 def report(r: dict[str, Any]) -> int:
@@ -334,6 +297,7 @@ def report(r: dict[str, Any]) -> int:
         "ttl_lateness_ms": round(max(r["ttl"]), 3),
         "release_after_delete_ms": round(statistics.median(r["release"]), 3),
         "rss_mb_1000_idle": round(r["rss_mb"], 1),
+        **traced_figures(r["traced"], r["traced_baselines"]),
     }
     log(f"abort: {abort_n} requests, 99% interval around 0.2: [{low:.4f}, {high:.4f}]")
     log(f"ttl lateness per trial (ms): {[round(x, 2) for x in r['ttl']]}")

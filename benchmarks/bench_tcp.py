@@ -46,7 +46,8 @@ from typing import Any
 
 import httpx
 
-from benchmarks.bench_proxy import LOAD_CORE, PROXY_CORE, log, rss_mb, started
+from benchmarks.bench_proxy import rss_mb
+from benchmarks.proxy_tools import LOAD_CORE, PROXY_CORE, log, started
 from gameday import procs
 from gameday.injector.proxy.server import raise_fd_limit
 
