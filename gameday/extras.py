@@ -27,6 +27,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "kubernetes": ("kubernetes", "jsonschema"),
     "slack": ("slack_sdk",),
     "charts": ("matplotlib",),
+    "otel": ("opentelemetry.sdk",),
     "demo": ("starlette", "uvicorn", "asyncpg", "redis"),
 }
 
