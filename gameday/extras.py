@@ -37,7 +37,14 @@ PREFECT_LAYER = ("flows", "tasks", "blocks", "orchestration")
 
 def missing(extra: str) -> str | None:
     """The first module of ``extra`` that is not installed, or None."""
-    return next((name for name in EXTRAS[extra] if importlib.util.find_spec(name) is None), None)
+    return next((name for name in EXTRAS[extra] if not _found(name)), None)
+
+
+def _found(module: str) -> bool:
+    try:  # a dotted name imports its parent first, which may be missing as well
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
 
 
 def installed(extra: str) -> bool:

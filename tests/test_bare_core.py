@@ -111,6 +111,7 @@ def test_fault_transport_injects_a_rule(bare: Bare) -> None:
     """)
     result = bare.run(bare.python, "-c", script)
     assert result.returncode == 0, result.stderr
+    assert result.stderr == ""  # without the otel extra, faulted calls print nothing either
     lines = result.stdout.splitlines()
     assert lines[:2] == ["slow 200", "down 503"]
     assert lines[2].startswith("upstream saw ['latency") and lines[2].count("'") == 2
@@ -150,6 +151,27 @@ def test_chaosctl_proxy_forwards_and_faults(bare: Bare, upstream: str) -> None:
         assert httpx.get(f"http://127.0.0.1:{listen}/", timeout=10).status_code == 502
     finally:
         stop(proc.pid)
+    assert proc.stderr is not None
+    assert proc.stderr.read() == b""  # no tracing asked for, none missing
+
+
+def test_a_proxy_asked_to_trace_without_the_extra_says_so_and_proxies(
+        bare: Bare, upstream: str, tmp_path: Path) -> None:
+    listen, admin = free_port(), free_port()
+    proc = subprocess.Popen(
+        [str(bare.chaosctl), "proxy", "--listen", f"127.0.0.1:{listen}", "--upstream", upstream,
+         "--admin", f"127.0.0.1:{admin}"], cwd=bare.outside,
+        env=bare.env(GAMEDAY_TRACE_DIR=str(tmp_path / "traces")), stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        _wait(f"http://127.0.0.1:{admin}/health")
+        assert httpx.get(f"http://127.0.0.1:{listen}/", timeout=10).status_code == 200
+    finally:
+        stop(proc.pid)
+    assert proc.stderr is not None
+    said = proc.stderr.read().decode()
+    assert said.count("pip install 'gameday[otel]'") == 1 and "Traceback" not in said
+    assert not (tmp_path / "traces").exists()
 
 
 def test_catalog_validate_runs(bare: Bare) -> None:

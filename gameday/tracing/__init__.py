@@ -25,7 +25,10 @@ TRACES_ENDPOINT_ENV = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
 
 def installed() -> bool:
     """Whether the OpenTelemetry SDK (the ``otel`` extra) can be imported."""
-    return importlib.util.find_spec("opentelemetry.sdk") is not None
+    try:  # find_spec of a submodule imports its parent, which may be missing too
+        return importlib.util.find_spec("opentelemetry.sdk") is not None
+    except ModuleNotFoundError:
+        return False
 
 
 def wanted() -> bool:
