@@ -51,6 +51,12 @@ class Prometheus:
         self._clients: list[Any] = []
         self._lock = threading.Lock()
 
+    @property
+    def headers(self) -> dict[str, str]:
+        """The headers every query sends (the bearer token, when set): for a caller that asks
+        Prometheus what prometheus-api-client cannot (exemplars). Secrets: never log them."""
+        return dict(self._headers)
+
     @classmethod
     def from_settings(cls, settings: PrometheusSettings,
                       guard_interval: float | None = None) -> Prometheus:

@@ -2,7 +2,9 @@
 
 Everything starts from the journal, so a crashed run gets a postmortem too. What Prometheus
 saw over the run is fetched when the environment is known; when it is not (or Prometheus is
-gone), the report is built from the journal alone and says what is missing.
+gone), the report is built from the journal alone and says what is missing. Where the
+environment's services are traced, the exemplars of each step and one faulted trace are added;
+a trace that cannot be read makes the report say so, never fail.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from gameday.report.history import finding, record
 from gameday.report.links import flow_run_link, without_credentials
 from gameday.report.model import run_window
 from gameday.report.observed import Observed
+from gameday.report.trace_evidence import WAIT_SECONDS, trace_evidence
+from gameday.tracing import run_trace
 
 T = TypeVar("T")
 
@@ -111,9 +115,13 @@ async def learn(run: str, *, scenario: Scenario | None = None,
     unless ``prometheus=False`` builds from the journal alone. ``history=False`` leaves the
     catalog's history and the journal untouched (rebuilding an old report). ``charts=False``
     leaves the charts undrawn (drawing them takes a second or two), for a run that must end
-    at once; the report says so.
+    at once; the report says so. Where the environment names trace files or an exemplar
+    histogram, the postmortem gains its trace evidence (waiting up to ``WAIT_SECONDS`` for the
+    chosen trace's spans, none without charts).
     """
     events = read_journal(journal_path(run))
+    # The game day's own trace first, so that it is out even if the report fails.
+    run_trace.export(run, events)
     plan = _plan(events)
     scenario = scenario or _scenario(plan)
     target = _target(events, scenario)
@@ -131,7 +139,13 @@ async def learn(run: str, *, scenario: Scenario | None = None,
         runbook=runbook or (scenario.runbook if scenario else None),
         description=description or (scenario.description if scenario else ""),
         service=target.service if target else None,
-        dependency=target.dependency if target else None, prometheus_url=url)
+        dependency=target.dependency if target else None, prometheus_url=url,
+        tracing=place.tracing if place else None)
+    if place is not None:
+        # A run that must end at once takes the spans the files hold now.
+        evidence = await trace_evidence(report, place, prometheus=prometheus,
+                                        wait=WAIT_SECONDS if charts else 0.0)
+        report = replace(report, trace=evidence)
     if not charts:
         report = replace(report, missing=(*report.missing, "the charts (not drawn, so that the "
                                           f"run could end at once: `chaosctl report {run}` "

@@ -20,7 +20,8 @@ from gameday.journal import (
     PlanEvent,
     RunEndedEvent,
 )
-from gameday.notes import PostmortemNote, SignoffGrantedNote
+from gameday.models.environment import TracingSettings
+from gameday.notes import PostmortemNote, SignoffGrantedNote, TraceNote
 from gameday.report.learnings import learnings
 from gameday.report.links import without_credentials
 from gameday.report.observed import (
@@ -53,6 +54,7 @@ from gameday.report.sections import (
     timeline,
     traffic_baseline,
 )
+from gameday.report.trace_parts import RunTrace, TraceEvidence
 
 __all__ = ["Chart", "ChartLine", "GameDayReport", "GuardFired", "MetricRow", "NamedQuery",
            "ReportStep", "Rollback", "SignalRow", "TimelineEntry", "build_report", "run_window"]
@@ -104,6 +106,10 @@ class GameDayReport:
     charts: tuple[Chart, ...] = ()
     series: tuple[Series, ...] = ()
     missing: tuple[str, ...] = field(default=())
+    #: The game day's own trace, when the run was traced.
+    run_trace: RunTrace | None = None
+    #: Exemplars and a faulted trace, when the environment names where traces are.
+    trace: TraceEvidence | None = None
 
     @property
     def faults_may_remain(self) -> bool:
@@ -195,13 +201,15 @@ def build_report(events: Sequence[Event], *, run: str | None = None,
                  observed: Observed | None = None,
                  run_url: str | None = None, runbook: str | None = None,
                  description: str = "", service: str | None = None,
-                 dependency: str | None = None, prometheus_url: str | None = None
+                 dependency: str | None = None, prometheus_url: str | None = None,
+                 tracing: TracingSettings | None = None, trace: TraceEvidence | None = None
                  ) -> GameDayReport:
     """The report of one run, from its journal and (optionally) what Prometheus saw.
 
     ``run`` names the run when the journal lost its plan; ``service``/``dependency`` name
     the target (default: as a proxy's handle recorded it);
-    ``prometheus_url`` gives chart links when nothing was fetched (``observed`` has its own).
+    ``prometheus_url`` gives chart links when nothing was fetched (``observed`` has its own);
+    ``tracing`` links the run's own trace; ``trace`` is the trace evidence, gathered beforehand.
     """
     plan = next((e for e in events if isinstance(e, PlanEvent)), None)
     baseline = next((e.window for e in events if isinstance(e, BaselineEvent)), None)
@@ -219,6 +227,9 @@ def build_report(events: Sequence[Event], *, run: str | None = None,
     faults_total = observed.get(FAULTS_TOTAL) if observed else None
     breaker = observed.get(BREAKER_STATE) if observed else None
     calls, retries = traffic_baseline(observed, baseline)
+    noted = next((e for e in events if isinstance(e, TraceNote)), None)
+    run_trace = RunTrace(noted.trace_id, tracing.link(noted.trace_id) if tracing else None) \
+        if noted else None
     report = GameDayReport(
         run=plan.run if plan else run or "?", scenario=plan.scenario if plan else "?",
         environment=plan.environment if plan else "?",
@@ -243,7 +254,7 @@ def build_report(events: Sequence[Event], *, run: str | None = None,
         breaker_peak=max(v for _, v in breaker.points) if breaker else None,
         prometheus_url=url, window=window,
         charts=charts(series, baseline, url, window) if window else (),
-        series=series, missing=missing)
+        series=series, missing=missing, run_trace=run_trace, trace=trace)
     return replace(report, learnings=learnings(report))
 
 

@@ -19,6 +19,8 @@ from gameday.redact import redact, secret_values
 from gameday.report.model import GameDayReport
 
 BREAKER = {0.0: "closed", 1.0: "half-open", 2.0: "open"}
+#: The key of the trace's waterfall among the images drawn (beside the charts' keys).
+TRACE_IMAGE = "trace"
 
 
 def templates_dir() -> Path:
@@ -61,6 +63,14 @@ def _signed(value: float | None, digits: int = 3) -> str:
     return f"{value:+.{digits}g}"
 
 
+def _ms(value: float | None) -> str:
+    """Milliseconds: whole ones, but a sub-10 ms value keeps two digits."""
+    _defined(value)
+    if value is None:
+        return "—"
+    return f"{value:.0f}" if value >= 10 else f"{value:.2g}"
+
+
 def _secs(value: float | None) -> str:
     _defined(value)
     return "—" if value is None else f"{value:.1f} s"
@@ -101,7 +111,8 @@ def jinja(folder: Path | None = None) -> Environment:
                       undefined=StrictUndefined, autoescape=False, trim_blocks=True,
                       lstrip_blocks=True, keep_trailing_newline=True)
     env.filters.update(ts=_ts, date=_date, num=_num, signed=_signed, secs=_secs,
-                       offset=_offset, cell=_cell, breaker=_breaker, link=_link)
+                       offset=_offset, cell=_cell, breaker=_breaker, link=_link,
+                       ms=_ms)
     return env
 
 
@@ -129,8 +140,8 @@ def render_markdown(report: GameDayReport, *, images: Collection[str] = (),
 
 
 def write_report(report: GameDayReport, out_dir: Path, charts: bool = True) -> Path:
-    """Draw the charts (unless told not to) and render ``out_dir/postmortem.md``; return the
-    markdown's path.
+    """Draw the charts and the faulted trace's waterfall (unless told not to) and render
+    ``out_dir/postmortem.md``; return the markdown's path.
 
     Without matplotlib the postmortem is still written, naming its charts by link only.
     """
@@ -139,8 +150,14 @@ def write_report(report: GameDayReport, out_dir: Path, charts: bool = True) -> P
     if charts:
         try:
             from gameday.report.charts import write_charts
+            from gameday.report.trace_chart import write_trace_chart
 
             drawn = [chart.key for chart in write_charts(report, out_dir)]
+            story = report.trace.story if report.trace else None
+            if story is not None and story.bars:
+                step = f", step {story.severity}" if story.severity is not None else ""
+                write_trace_chart(story, out_dir, f"{report.scenario}{step}")
+                drawn.append(TRACE_IMAGE)
         except ConfigError:
             drawn = []
     path = out_dir / "postmortem.md"

@@ -17,11 +17,16 @@ from gameday.tracing.otlp import SpanRecord, decode
 PATTERN = "*.otlp.jsonl"
 
 
-def spans(folder: Path, keep: Callable[[SpanRecord], bool] | None = None) -> list[SpanRecord]:
-    """Every span in ``folder``'s files (those ``keep`` accepts), in start order."""
+def spans(folder: Path, keep: Callable[[SpanRecord], bool] | None = None,
+          since: float = 0.0) -> list[SpanRecord]:
+    """Every span in ``folder``'s files (those ``keep`` accepts), in start order. ``since``
+    (epoch seconds) skips the files last written before then: a folder shared by many runs
+    is read only as far as it can hold spans of the one asked about."""
     found: list[SpanRecord] = []
     for path in sorted(folder.glob(PATTERN)):
         try:
+            if since and path.stat().st_mtime < since:
+                continue
             text = path.read_text(errors="replace")
         except OSError:
             continue
@@ -36,19 +41,20 @@ def spans(folder: Path, keep: Callable[[SpanRecord], bool] | None = None) -> lis
     return found
 
 
-def trace(folder: Path, trace_id: str) -> list[SpanRecord]:
+def trace(folder: Path, trace_id: str, since: float = 0.0) -> list[SpanRecord]:
     """The spans of one trace, in start order."""
     wanted = trace_id.lower()
-    return spans(folder, lambda span: span.trace_id == wanted)
+    return spans(folder, lambda span: span.trace_id == wanted, since)
 
 
 def wait_for_trace(folder: Path, trace_id: str, done: Callable[[list[SpanRecord]], bool],
-                   timeout: float = 10.0, interval: float = 0.5) -> list[SpanRecord]:
+                   timeout: float = 10.0, interval: float = 0.5,
+                   since: float = 0.0) -> list[SpanRecord]:
     """The spans of ``trace_id`` once ``done`` says they are all there, or what is there after
     ``timeout`` seconds (spans reach the files within a second of ending, batched)."""
     deadline = time.monotonic() + timeout
     while True:
-        found = trace(folder, trace_id)
+        found = trace(folder, trace_id, since)
         if done(found) or time.monotonic() >= deadline:
             return found
         time.sleep(interval)
