@@ -84,6 +84,9 @@ def _report(args: argparse.Namespace) -> int:
     print(f"{report.headline}\npostmortem: {learned.path}")
     for chart in report.charts:
         print(f"chart: {learned.path.parent / chart.file}")
+    waterfall = learned.path.parent / "trace.png"
+    if report.trace is not None and report.trace.story is not None and waterfall.exists():
+        print(f"trace: {waterfall}")
     for missing in report.missing:
         print(f"missing: {missing}", file=sys.stderr)
     return 0
