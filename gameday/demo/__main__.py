@@ -19,6 +19,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 
+from gameday.demo import traces
 from gameday.demo.metrics import ServiceMetrics
 from gameday.demo.web import HOST, server, uvloop_available
 from gameday.redact import install_log_redaction
@@ -127,6 +128,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     install_log_redaction()
     # One line per outgoing request would fill the logs at 20 requests per second.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    # Before the app is built: its clients and middleware are instrumented as they are made.
+    traces.start(args.part)
     app = _app(args)
     uvicorn_server = server(app, args.port)
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -24,6 +24,7 @@ import redis.exceptions
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
+from gameday.demo import traces
 from gameday.demo.database import Profile
 from gameday.demo.metrics import CACHE_RESULTS, ServiceMetrics
 from gameday.demo.resilience import CircuitBreaker
@@ -65,7 +66,9 @@ class ProfileCache:
                  breaker: CircuitBreaker | None = None) -> None:
         self.timeout = timeout
         self.client = _client(url, timeout, MAX_CONNECTIONS)
-        # Readiness allows a second, which the request path's timeout would cut short.
+        traces.instrument_redis(self.client)
+        # Readiness allows a second, which the request path's timeout would cut short. Its
+        # PINGs are not traced: each would be a trace of its own.
         self._probe = _client(url, PROBE_TIMEOUT, 1)
         self.breaker = breaker
         self.calls = metrics.dependency(DEPENDENCY)
@@ -78,6 +81,7 @@ class ProfileCache:
         breaker = self.breaker
         if breaker is not None and not breaker.allow():
             self.calls.rejected.inc()
+            traces.breaker_rejected(DEPENDENCY)
             self._results["skipped"].inc()
             return None
         success = False
@@ -108,6 +112,7 @@ class ProfileCache:
         # A write must not take the half-open breaker's single probe from a read.
         if breaker is not None and breaker.state != "closed":
             self.calls.rejected.inc()
+            traces.breaker_rejected(DEPENDENCY)
             return
         value = encode(profile)
 
@@ -141,7 +146,7 @@ class ProfileCache:
         except redis.exceptions.RedisError:
             reason = "status"
         finally:
-            self.calls.latency.observe(time.perf_counter() - started)
+            self.calls.attempt_took(time.perf_counter() - started)
         self.calls.error(reason)
         raise DependencyFailed(DEPENDENCY, reason)
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import asyncpg
 
+from gameday.demo import traces
 from gameday.demo.metrics import ServiceMetrics
 from gameday.demo.resilience import CallPolicy
 from gameday.errors import DependencyFailed
@@ -93,6 +94,7 @@ class ProfileDatabase:
         self._releasing: set[asyncio.Task[None]] = set()
         self.calls = metrics.dependency(DEPENDENCY)
         self.calls.watch(None)
+        traces.instrument_asyncpg()
         self._pool_wait = metrics.db_pool_wait.labels(metrics.service, DEPENDENCY)
         self._opened_total = metrics.db_connections_opened.labels(metrics.service, DEPENDENCY)
         connections = metrics.db_pool_connections
@@ -152,9 +154,9 @@ class ProfileDatabase:
                 # gets the same answer.
                 reason, again = "status", False
             else:
-                self.calls.latency.observe(time.perf_counter() - started)
+                self.calls.attempt_took(time.perf_counter() - started)
                 return None if row is None else Profile.from_row(row)
-            self.calls.latency.observe(time.perf_counter() - started)
+            self.calls.attempt_took(time.perf_counter() - started)
             self.calls.error(reason)
             failure = DependencyFailed(DEPENDENCY, reason)
             if not again:
@@ -199,7 +201,8 @@ class ProfileDatabase:
         """Whether ``SELECT 1`` answers within a second (no retries, no metrics)."""
         try:
             async with asyncio.timeout(1.0):
-                return await self._query("SELECT 1") == (1,)
+                with traces.untraced():  # a probe, not traffic: no trace of its own
+                    return await self._query("SELECT 1") == (1,)
         except (TimeoutError, asyncpg.exceptions.PostgresError, *CONNECTION_ERRORS):
             return False
 

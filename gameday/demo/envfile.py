@@ -2,6 +2,8 @@
 
 It follows ``catalog/environments/demo.yaml`` with this stack's ports. The proxies' token is
 referenced as ``{env: GAMEDAY_DEMO_TOKEN}``, never written; ``chaosctl demo env`` prints it.
+When the stack traces, ``tracing`` names its trace folder and the histogram whose exemplars
+link a slow request to its trace.
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ from gameday.demo.parts import PROXIES
 from gameday.demo.state import TOKEN_VARIABLE, StackState
 from gameday.load import load_one
 from gameday.models import Environment
+
+#: The latency histogram whose buckets carry trace ids (``gameday.demo.metrics``).
+EXEMPLARS = 'service_request_duration_seconds_bucket{service="user-service"}'
 
 _HEADER = """\
 # The demo environment of the stack in this folder, written by 'chaosctl demo up' (ports change
@@ -53,6 +58,8 @@ def document(state: StackState) -> dict[str, Any]:
         ],
         "notify": {"console": True},
     }
+    if state.traces:
+        data["tracing"] = {"files": state.traces, "exemplars": EXEMPLARS}
     return data
 
 

@@ -32,6 +32,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from gameday.demo import traces
 from gameday.demo.auth import issue_token
 from gameday.demo.metrics import BUCKETS, metrics_route
 from gameday.demo.web import error_response, json_response, plain_app
@@ -82,12 +83,15 @@ class LoadGenerator:
         self.client = httpx.AsyncClient(
             trust_env=False, timeout=httpx.Timeout(timeout),
             limits=httpx.Limits(max_connections=MAX_IN_FLIGHT, max_keepalive_connections=64))
+        # Each request's client span is the root of its trace: the sampling decision is made
+        # here (OTEL_TRACES_SAMPLER_ARG) and every service downstream follows it.
+        traces.instrument_httpx(self.client)
 
     async def wait_ready(self, timeout: float = 120.0) -> None:
         """Wait until the target's ``/ready`` answers 200, so load starts on a working stack."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            with contextlib.suppress(httpx.HTTPError):
+            with contextlib.suppress(httpx.HTTPError), traces.untraced():
                 if (await self.client.get(f"{self.target}/ready")).status_code == 200:
                     return
             await asyncio.sleep(0.2)

@@ -4,6 +4,12 @@ Each service process owns one registry. Label ``service`` names the exporting se
 ``dependency`` what it calls (``auth-service``, ``redis``, ``postgres``). Requests to
 ``/metrics``, ``/health`` and ``/ready`` are not counted, so scraping and probing do not look
 like traffic.
+
+When the process traces, the latency histograms carry exemplars: each bucket keeps the
+``trace_id`` of the last sampled request that fell into it. Only the OpenMetrics exposition
+can show them, so ``/metrics`` answers OpenMetrics to a scraper that asks for it (Prometheus
+does) and the classic text format otherwise. The series are the same in both: a counter
+``service_requests`` is ``service_requests_total`` either way, and ``*_created`` is off.
 """
 
 from __future__ import annotations
@@ -21,12 +27,15 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS_TYPE
+from prometheus_client.openmetrics.exposition import generate_latest as openmetrics_latest
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gameday.demo.resilience import CircuitBreaker
+from gameday.demo.traces import exemplar
 
 #: 10 ms steps to 500 ms tell 50, 120 and 250 ms faults apart; coarser steps up to 10 s.
 BUCKETS: tuple[float, ...] = (
@@ -120,7 +129,7 @@ class ServiceMetrics:
         return self.cache_requests.labels(self.service, result)
 
     def route(self) -> Route:
-        """``GET /metrics``: the registry in Prometheus text format."""
+        """``GET /metrics``: the registry in Prometheus text or OpenMetrics format."""
         return metrics_route(self.registry)
 
 
@@ -136,6 +145,10 @@ class DownstreamMetrics:
         self.rejected = metrics.downstream_rejected.labels(*labels)
         self._state = metrics.breaker_state.labels(*labels)
 
+    def attempt_took(self, seconds: float) -> None:
+        """Time one call attempt, with the current trace as the exemplar."""
+        self.latency.observe(seconds, exemplar())
+
     def error(self, reason: str) -> None:
         """Count one failed attempt (``reason`` one of ERROR_REASONS)."""
         self._errors[reason].inc()
@@ -146,10 +159,21 @@ class DownstreamMetrics:
             self._state.set_function(lambda: BREAKER_STATES[breaker.state])
 
 
+def wants_openmetrics(accept: str) -> bool:
+    """Whether an ``Accept`` header lists OpenMetrics (whatever its version or weight: a
+    scraper that lists it parses it)."""
+    return any(item.split(";", 1)[0].strip().lower() == "application/openmetrics-text"
+               for item in accept.split(","))
+
+
 def metrics_route(registry: CollectorRegistry) -> Route:
-    """``GET /metrics`` serving ``registry``."""
+    """``GET /metrics`` serving ``registry``: OpenMetrics, exemplars included, when asked for,
+    else the classic text format."""
 
     async def exposition(request: Request) -> Response:
+        if wants_openmetrics(request.headers.get("accept", "")):
+            return Response(openmetrics_latest(registry),  # type: ignore[no-untyped-call]
+                            media_type=OPENMETRICS_TYPE)
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     return Route("/metrics", exposition, methods=["GET"])
@@ -190,5 +214,5 @@ class MetricsMiddleware:
             await self.app(scope, receive, watched)
         finally:
             self._in_flight.dec()
-            self._duration.observe(self._clock() - started)
+            self._duration.observe(self._clock() - started, exemplar())
             self._requests.labels(self._service, str(status)).inc()

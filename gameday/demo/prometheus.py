@@ -80,6 +80,9 @@ def argv(config_file: Path, data_dir: Path, port: int) -> list[str]:
         "--storage.tsdb.retention.time=2d",
         f"--web.listen-address=127.0.0.1:{port}",
         "--log.level=warn",
+        # The services' latency buckets carry trace ids (scraped as OpenMetrics): keep them,
+        # so /api/v1/query_exemplars links a slow bucket to a trace.
+        "--enable-feature=exemplar-storage",
     ]
 
 

@@ -41,6 +41,7 @@ from gameday.demo.state import (
     ENVIRONMENT_FILE,
     PID_DIR,
     TOKEN_FILE,
+    TRACE_DIR,
     Part,
     StackState,
     demo_env,
@@ -48,6 +49,7 @@ from gameday.demo.state import (
     locked,
     save_state,
     state_path,
+    trim_traces,
     write_token,
 )
 from gameday.errors import DemoError
@@ -71,6 +73,7 @@ class UpOptions:
     rate: float = 20.0
     timeout: float = 60.0
     record_samples: bool = False
+    tracing: bool = True  # the services and proxies write spans to <folder>/traces
 
 
 @dataclass(frozen=True)
@@ -320,16 +323,21 @@ def up(options: UpOptions) -> StackState:
         shutil.rmtree(folder / "prometheus", ignore_errors=True)
         for name in ("logs", PID_DIR):
             (folder / name).mkdir(exist_ok=True)
+        traces = folder / TRACE_DIR if options.tracing else None
+        if traces is not None:
+            traces.mkdir(exist_ok=True)
+            trim_traces(traces)
         cluster = dataclasses.replace(pg.init(folder), port=ports["postgres"])
         token = secrets.token_urlsafe(32)
         token_file = write_token(folder, token)
         (folder / "redis").mkdir(exist_ok=True)
         stack = plan(folder, ports, token, options.rate, options.prefect, cluster,
-                     options.record_samples)
+                     options.record_samples, traces)
         prometheus.write_config(folder / "prometheus.yml", stack.scrape_targets, rules,
                                 token_file)
         state = StackState(state_dir=str(folder), created=time.time(), prefect=options.prefect,
-                           notes=[cluster.moved] if cluster.moved else [])
+                           notes=[cluster.moved] if cluster.moved else [],
+                           traces=str(traces) if traces is not None else None)
         save_state(state)
         deadline = time.monotonic() + options.timeout
         try:

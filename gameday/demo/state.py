@@ -18,6 +18,8 @@ Layout::
     <state>/redis/            Redis's working folder (nothing is persisted)
     <state>/logs/<part>.log   each part's output
     <state>/pids/<part>.pid   each part's PID, written by the part itself
+    <state>/traces/           spans of the services and proxies, a file per process (kept by
+                              ``down`` as evidence; ``up`` trims it, see ``trim_traces``)
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,11 +36,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from gameday.demo.parts import PROXIES
 from gameday.errors import DemoError
 from gameday.paths import state_dir
+from gameday.tracing.export import DEFAULT_FOLDER_MB
+from gameday.tracing.read import PATTERN as TRACE_FILES
 
 STATE_FILE = "state.json"
 TOKEN_FILE = "token"
 ENVIRONMENT_FILE = "environment.yaml"
 PID_DIR = "pids"
+TRACE_DIR = "traces"
+#: Trace files older than this are removed by the next ``up``.
+TRACE_MAX_AGE = 24 * 3600.0
 #: Environment variable naming the state folder; ``--state`` wins over it.
 #: Environment variable the demo's environment file reads the proxy admin token from.
 TOKEN_VARIABLE = "GAMEDAY_DEMO_TOKEN"
@@ -72,6 +80,8 @@ class StackState(BaseModel):
     prefect: bool = Field(description="whether a Prefect server is part of the stack")
     parts: list[Part] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list, description="what up wants the user to know")
+    traces: str | None = Field(None, description="folder the services and proxies write their "
+                                                 "spans to (their GAMEDAY_TRACE_DIR), if any")
 
     def part(self, name: str) -> Part:
         """The part called ``name``."""
@@ -129,6 +139,37 @@ class StackState(BaseModel):
     def token(self) -> str:
         """The proxies' admin token."""
         return read_token(self.folder)
+
+
+def trim_traces(folder: Path, now: float | None = None,
+                max_bytes: int | None = None) -> list[Path]:
+    """Remove the trace files of earlier stacks that are older than a day, then the oldest
+    while the rest take more than half the folder's cap; the files removed.
+
+    The folder is evidence of past game days, so ``down`` keeps it; but it is capped (the
+    processes stop writing once it is full, ``GAMEDAY_TRACE_DIR_MAX_MB``), and a new stack
+    starting in a full folder would record nothing. A day covers a game day and its
+    postmortem; half the cap leaves the new stack at least as much room as the old ones had.
+    """
+    if max_bytes is None:
+        cap_mb = float(os.environ.get("GAMEDAY_TRACE_DIR_MAX_MB") or DEFAULT_FOLDER_MB)
+        max_bytes = int(cap_mb * 1024 * 1024)
+    now = time.time() if now is None else now
+    files = []
+    for path in folder.glob(TRACE_FILES):
+        with contextlib.suppress(OSError):
+            info = path.stat()
+            files.append((info.st_mtime, info.st_size, path))
+    files.sort(key=lambda item: item[0], reverse=True)  # newest first
+    removed: list[Path] = []
+    kept = 0
+    for mtime, size, path in files:
+        kept += size
+        if now - mtime > TRACE_MAX_AGE or kept > max_bytes // 2:
+            with contextlib.suppress(OSError):
+                path.unlink()
+                removed.append(path)
+    return removed
 
 
 def state_path(folder: Path) -> Path:

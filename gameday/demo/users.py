@@ -28,6 +28,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from gameday.demo import traces
 from gameday.demo.cache import ProfileCache
 from gameday.demo.database import ProfileDatabase
 from gameday.demo.metrics import ServiceMetrics
@@ -62,15 +63,25 @@ class Dependency:
             transport = self.faults
         self.client = httpx.AsyncClient(base_url=base_url, trust_env=False,
                                         timeout=httpx.Timeout(30.0), transport=transport)
+        # Around the fault transport, so an injected fault happens inside the attempt's span.
+        traces.instrument_httpx(self.client)
         self._rng = rng or random.Random()
         self.calls = metrics.dependency(name)
         self.calls.watch(self.breaker)
 
     async def get(self, path: str, headers: dict[str, str]) -> tuple[int, bytes]:
-        """Status and body of ``GET path``; ``DependencyFailed`` when no attempt succeeded."""
-        if self.breaker is not None and not self.breaker.allow():
-            self.calls.rejected.inc()
-            raise DependencyFailed(self.name, "circuit_open")
+        """Status and body of ``GET path``; ``DependencyFailed`` when no attempt succeeded.
+
+        Each attempt is a client span of its own; the breaker's state goes on the current
+        (server) span, and a refusal is an event there.
+        """
+        if self.breaker is not None:
+            allowed = self.breaker.allow()
+            traces.breaker_state(self.breaker.state)
+            if not allowed:
+                self.calls.rejected.inc()
+                traces.breaker_rejected(self.name)
+                raise DependencyFailed(self.name, "circuit_open")
         success = False
         try:
             result = await self._attempts(path, headers)
@@ -91,7 +102,8 @@ class Dependency:
             status: int | None = None
             try:
                 async with asyncio.timeout(self.policy.timeout):
-                    response = await self.client.get(path, headers=headers)
+                    with traces.resend(attempt):
+                        response = await self.client.get(path, headers=headers)
                 status = response.status_code
             except TimeoutError:
                 reason = "timeout"
@@ -99,10 +111,10 @@ class Dependency:
                 reason = "connect"
             else:
                 if status < 500:
-                    self.calls.latency.observe(time.perf_counter() - started)
+                    self.calls.attempt_took(time.perf_counter() - started)
                     return status, response.content
                 reason = "status"
-            self.calls.latency.observe(time.perf_counter() - started)
+            self.calls.attempt_took(time.perf_counter() - started)
             self.calls.error(reason)
             failure = DependencyFailed(self.name, reason, status)
         raise failure
@@ -111,7 +123,8 @@ class Dependency:
         """Whether the dependency's ``/health`` answers 200 (one try, no metrics)."""
         try:
             async with asyncio.timeout(1.0):
-                response = await self.client.get("/health")
+                with traces.untraced():
+                    response = await self.client.get("/health")
         except (TimeoutError, httpx.HTTPError):
             return False
         return response.status_code == 200

@@ -19,7 +19,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Lifespan
 
-from gameday.demo.metrics import MetricsMiddleware, ServiceMetrics, metrics_route
+from gameday.demo import traces
+from gameday.demo.metrics import UNCOUNTED, MetricsMiddleware, ServiceMetrics, metrics_route
 
 HOST = "127.0.0.1"
 #: Seconds in-flight requests get to finish once a stop signal arrived.
@@ -52,12 +53,15 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 def service_app(routes: Sequence[BaseRoute], metrics: ServiceMetrics,
                 lifespan: Lifespan[Starlette] | None = None) -> Starlette:
-    """A demo service: ``routes`` plus ``/metrics`` and ``/health``, every request measured."""
-    return Starlette(
-        routes=[metrics_route(metrics.registry), Route("/health", health), *routes],
-        middleware=[Middleware(MetricsMiddleware, metrics=metrics)],
-        exception_handlers={HTTPException: _http_error},
-        lifespan=lifespan)
+    """A demo service: ``routes`` plus ``/metrics`` and ``/health``, every request measured
+    (and, when the process traces, a server span around each, so that the measurement's
+    exemplar names its trace)."""
+    every = [metrics_route(metrics.registry), Route("/health", health), *routes]
+    middleware = [Middleware(MetricsMiddleware, metrics=metrics)]
+    if traces.enabled():
+        middleware.insert(0, traces.asgi_middleware(every, UNCOUNTED))
+    return Starlette(routes=every, middleware=middleware,
+                     exception_handlers={HTTPException: _http_error}, lifespan=lifespan)
 
 
 def plain_app(routes: Sequence[BaseRoute], lifespan: Lifespan[Starlette] | None = None

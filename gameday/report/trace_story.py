@@ -170,12 +170,21 @@ def _joined(label: str, values: Sequence[str]) -> str:
 
 def _injected(faulted: Sequence[SpanRecord]) -> str:
     """What gameday did to the trace: ``250 ms were injected by gameday (rule r-1, step 3)``."""
-    delay = sum(_delay_ms(s) for s in faulted)
+    # A delay is over when its span is: a caller that gave up cut it short (no applied delay
+    # is recorded then, the requested one would overstate it).
+    delays = [d for d in (min(_delay_ms(s), s.duration_ms) for s in faulted) if d]
     aborts = [str(s.attributes[chaos.ABORT_STATUS]) for s in faulted
               if chaos.ABORT_STATUS in s.attributes]
     parts = []
-    if delay:
-        parts.append(f"{_ms(delay)} were injected")
+    if len(delays) > 1:
+        # Attempts overlap in time (a retry starts while the proxy still holds the last one),
+        # so a sum would read as longer than the request: say it per attempt.
+        parts.append(f"{_ms(max(delays))} were injected into each of {len(delays)} attempts"
+                     if max(delays) - min(delays) < 0.05 * max(delays) else
+                     f"{_ms(min(delays))} to {_ms(max(delays))} were injected into each of "
+                     f"{len(delays)} attempts")
+    elif delays:
+        parts.append(f"{_ms(delays[0])} were injected")
     if aborts:
         statuses = ", ".join(dict.fromkeys(aborts))
         parts.append(f"1 call was aborted with {statuses}" if len(aborts) == 1

@@ -43,6 +43,7 @@ def test_down_stops_every_recorded_process(state_folder: Path) -> None:
     assert not [pid for pid in pids if procs.alive(pid)]
     assert not [port for port in ports if procs.port_open(port)]
     assert not (state_folder / "state.json").exists()
+    assert (state_folder / "traces").is_dir()  # evidence of the game days run on it: kept
     assert _chaosctl("demo", "status", "--state", str(state_folder)).returncode == 1
 
 

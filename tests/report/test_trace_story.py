@@ -43,8 +43,8 @@ def test_retries_are_told_as_attempts_to_the_same_server() -> None:
     assert story is not None
     assert story.attempts == 3
     assert story.sentence == ("GET /users/17 took 766 ms, of which 753 ms in 3 attempts to "
-                              "auth-service; 750 ms were injected by gameday "
-                              "(rule r-1f2e, step 3).")
+                              "auth-service; 250 ms were injected into each of 3 "
+                              "attempts by gameday (rule r-1f2e, step 3).")
 
 
 def test_a_breaker_that_opened_is_told_and_the_request_failed() -> None:
@@ -53,8 +53,8 @@ def test_a_breaker_that_opened_is_told_and_the_request_failed() -> None:
     assert story is not None
     assert story.breaker_open
     assert story.sentence.startswith("GET /users/17 took 766 ms and failed (503), of which "
-                                     "502 ms in 2 attempts to auth-service; 500 ms were "
-                                     "injected by gameday")
+                                     "502 ms in 2 attempts to auth-service; 250 ms were "
+                                     "injected into each of 2 attempts by gameday")
     assert story.notes == ("user-service's circuit breaker towards auth-service was open and "
                            "rejected the call without sending it.",)
     assert story.text == f"{story.sentence} {story.notes[0]}"
