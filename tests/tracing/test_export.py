@@ -4,15 +4,20 @@ Real OpenTelemetry SDK spans, real files, a real closed port."""
 
 from __future__ import annotations
 
+import json
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import pytest
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 
 from gameday import procs
-from gameday.tracing import read
+from gameday.tracing import read, setup
 from gameday.tracing.export import BoundedProcessor, FileSink, HttpSink
+from gameday.tracing.otlp import decode
 from gameday.tracing.setup import chaos_sampler
 
 
@@ -86,3 +91,43 @@ def test_unfaulted_roots_follow_the_ratio_and_faulted_ones_are_always_kept(
     tracer.start_span("faulted", attributes={"chaos.faulted": True}).end()
     processor.shutdown()
     assert [span.name for span in read.spans(tmp_path)] == ["faulted"]
+
+
+def test_spans_are_posted_to_an_otlp_http_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``OTEL_EXPORTER_OTLP_ENDPOINT`` + ``/v1/traces``, OTLP JSON, the configured headers."""
+    received: list[tuple[str, dict[str, str], bytes]] = []
+
+    class Collector(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append((self.path, dict(self.headers), body))
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Collector)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT",
+                           f"http://127.0.0.1:{server.server_port}")
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", "x-team-token=s3cret%3D")
+        url = setup.endpoint()
+        assert url == f"http://127.0.0.1:{server.server_port}/v1/traces"
+        processor = BoundedProcessor([HttpSink(url, setup.headers())])
+        provider(processor).get_tracer("t").start_span("sent").end()
+        processor.shutdown()
+    finally:
+        server.shutdown()
+        server.server_close()
+    [(path, headers, body)] = received
+    assert path == "/v1/traces"
+    assert headers["x-team-token"] == "s3cret="
+    assert headers["Content-Type"] == "application/json"
+    [span] = list(decode(json.loads(body)))
+    assert span.name == "sent" and span.service == "svc"
+    assert processor.exported == 1 and processor.dropped == 0
