@@ -58,6 +58,7 @@ from gameday.notes import (
     SignoffRequestedNote,
     SlotNote,
     SweptNote,
+    TraceNote,
     WaitingNote,
     WarningNote,
 )
@@ -106,6 +107,8 @@ def every_note() -> list[Event]:
         SlotNote(message="holding gameday-env-demo", limit="gameday-env-demo", lease="l-1"),
         NoticeNote(message="ROLLBACK FAILED, faults may remain", notice="rollback_failed",
                    level="critical"),
+        TraceNote(message="the game day is traced", trace_id="4bf92f3577b34da6a3ce929d0e0e4736",
+                  destinations=["/var/lib/gameday/traces", "https://otel.example/v1/traces"]),
     ]
 
 

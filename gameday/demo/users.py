@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import random
 import time
 from collections.abc import AsyncIterator
@@ -37,6 +38,8 @@ from gameday.demo.resilience import CircuitBreaker, RetryPolicy
 from gameday.demo.web import error_response, json_response, service_app
 from gameday.errors import DependencyFailed as DependencyFailed  # re-exported from its old home
 from gameday.injector.transport import AsyncFaultTransport
+
+log = logging.getLogger(__name__)
 
 SERVICE = "user-service"
 AUTH = "auth-service"
@@ -190,9 +193,17 @@ class UserService:
         return json_response({"id": user_id, "profile": profile.as_json()})
 
     async def ready(self) -> bool:
-        """Whether auth-service, the database and the cache all answer (a second each)."""
-        checks = await asyncio.gather(self.auth.healthy(), self.db.ping(), self.cache.ping())
-        return all(checks)
+        """Whether auth-service, the database and the cache all answer (a second each).
+
+        A check that raises what it did not expect counts as not ready and is logged with its
+        traceback: a readiness probe answers 503, never 500.
+        """
+        checks = await asyncio.gather(self.auth.healthy(), self.db.ping(), self.cache.ping(),
+                                      return_exceptions=True)
+        for name, check in zip(("auth-service", "database", "cache"), checks, strict=True):
+            if isinstance(check, Exception):
+                log.error("readiness check of %s failed", name, exc_info=check)
+        return all(check is True for check in checks)
 
     async def start(self) -> None:
         """Open the database pool (the other clients connect on first use)."""

@@ -67,9 +67,15 @@ def test_a_load_request_is_one_trace_down_to_the_stores(demo_stack: DemoStack) -
 def test_plumbing_makes_no_traces(demo_stack: DemoStack) -> None:
     """Scrapes, health and readiness probes start no trace of their own."""
     tail = TraceTail(demo_stack.state_dir / TRACE_DIR)
+    def answers(path: str) -> bool:
+        url = demo_stack.user_service_url + path
+        return httpx.get(url, trust_env=False, timeout=10).status_code == 200
+
     for path in ("/health", "/ready", "/metrics"):
-        assert httpx.get(demo_stack.user_service_url + path, trust_env=False,
-                         timeout=10).status_code == 200
+        # Polled: a test before this one may have just let a dependency fault go, and
+        # readiness says so until the pools have reconnected.
+        procs.wait_until(lambda path=path: answers(path), timeout=60, interval=0.5,
+                         what=f"user-service {path} answering 200")
     tail.wait(load_trace, "complete load trace")  # spans after the probes reached the files
     # The readiness probe reached auth-service through its proxy: unsampled, no span there
     # either. (Only the load generator starts traces; a game day may write its own.)

@@ -73,7 +73,8 @@ def test_a_traced_ladder_leaves_its_faults_in_the_traces(bench: Bench) -> None:
     evidence = report.split("## Trace evidence", 1)[1].split("\n## ", 1)[0]
     assert "| trace | latency ms | faulted | time |" in evidence, evidence
     assert "| yes |" in evidence, evidence
-    assert "injected by gameday" in evidence and "step 2" in evidence, evidence
+    assert "were injected" in evidence and "by gameday (rule r-" in evidence, evidence
+    assert "step 2)." in evidence, evidence
     assert "(trace.png)" in evidence, evidence
     image = (report_dir / "trace.png").read_bytes()
     assert image.startswith(b"\x89PNG") and len(image) > 10_000

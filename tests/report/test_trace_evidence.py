@@ -111,8 +111,8 @@ def test_the_broken_steps_slowest_faulted_trace_is_drawn_and_told(
     assert story is not None and evidence.unavailable == ""
     assert (evidence.severity, story.trace_id, story.attempts) == (3, "a" * 32, 3)
     assert story.sentence == ("GET /users/17 took 766 ms, of which 753 ms in 3 attempts to "
-                              "auth-service; 750 ms were injected by gameday "
-                              "(rule r-1f2e, step 3).")
+                              "auth-service; 250 ms were injected into each of 3 "
+                              "attempts by gameday (rule r-1f2e, step 3).")
     path = write_report(replace(built, trace=evidence), tmp_path)
     png = (tmp_path / "trace.png").read_bytes()
     assert png.startswith(PNG_SIGNATURE) and 10_000 < len(png) < 2_000_000
