@@ -101,7 +101,10 @@ def _span(span: ReadableSpan) -> dict[str, Any]:
 
 def attribute_list(attributes: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Attributes in OTLP JSON's ``[{"key": …, "value": {…}}]`` shape."""
-    return [{"key": key, "value": _value(value)} for key, value in attributes.items()]
+    # The SDK's BoundedAttributes iterates its items through the Mapping ABC, one lookup
+    # per key; its copy() is a plain dict at once, a third of the cost of encoding a span.
+    plain = attributes.copy() if hasattr(attributes, "copy") else attributes
+    return [{"key": key, "value": _value(value)} for key, value in plain.items()]
 
 
 def _value(value: Any) -> dict[str, Any]:
