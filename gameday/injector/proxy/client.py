@@ -46,6 +46,8 @@ from gameday.injector.proxy.upstream import PAUSE_CLIENT_FULL, UpstreamConn
 __all__ = ["ClientConn"]
 
 _UPGRADE_LINES = (b"Upgrade: websocket", b"Connection: Upgrade")
+#: Last hex digits of a ``traceparent`` whose flags have the sampled bit (``…-01``, ``…-03``).
+_SAMPLED_DIGITS = frozenset(b"13579bdfBDF")
 
 
 class ClientConn(FaultSide, asyncio.Protocol):
@@ -199,7 +201,11 @@ class ClientConn(FaultSide, asyncio.Protocol):
         assert spans is not None
         if self.span is not None:  # an exchange that never finished (the client went away)
             self.span.end("abandoned")
+        self.span = None
         parent = head.header(b"traceparent")
+        if parent is not None and len(parent) == 55 and parent[54] not in _SAMPLED_DIGITS \
+                and not self.decision.rules:
+            return  # the most common case, decided on the raw bytes: passed on untouched
         self.span = span = spans.request(
             parent.decode("latin-1") if parent else None, self.decision,
             head.method.decode("latin-1"), head.target.decode("latin-1").partition("?")[0],
