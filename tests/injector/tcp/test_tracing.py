@@ -12,7 +12,7 @@ from gameday import procs
 from gameday.tracing import read
 from gameday.tracing.otlp import SpanRecord
 from tests.injector.conftest import Proxy, rule, start_proxy
-from tests.injector.tcp_client import connect, round_trip
+from tests.injector.tcp_client import connect, read_to_end, round_trip
 from tests.injector.tcp_servers import start_echo
 
 pytestmark = pytest.mark.integration
@@ -70,3 +70,21 @@ def test_a_faulted_connection_is_one_span(traced: tuple[Proxy, Path]) -> None:
     assert [event.name for event in span.events] == ["chaos.injected"]
     assert span.duration_ms >= 30  # open through both delayed echoes
     assert not span.error
+
+
+def test_a_reset_connection_is_reset_and_recorded(traced: tuple[Proxy, Path]) -> None:
+    """Tracing never stands between a rule and its effect: the reset happens, and its span
+    says so."""
+    proxy, folder = traced
+    before = len(read.spans(folder)) if folder.exists() else 0
+    proxy.put(rule("reset"))
+    try:
+        with connect(proxy) as sock:
+            assert read_to_end(sock) == (b"", "reset")
+    except ConnectionResetError:
+        pass  # reset before connect() returned
+    finally:
+        proxy.put()
+    spans = connection_spans(folder, before + 1)[before:]
+    assert [s.attributes["chaos.fault"] for s in spans] == ["reset"]
+    assert spans[0].attributes["chaos.outcome"] == "reset" and spans[0].error
