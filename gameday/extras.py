@@ -37,10 +37,11 @@ PREFECT_LAYER = ("flows", "tasks", "blocks", "orchestration")
 
 def missing(extra: str) -> str | None:
     """The first module of ``extra`` that is not installed, or None."""
-    return next((name for name in EXTRAS[extra] if not _found(name)), None)
+    return next((name for name in EXTRAS[extra] if not module_found(name)), None)
 
 
-def _found(module: str) -> bool:
+def module_found(module: str) -> bool:
+    """Whether ``module`` can be imported, without importing it."""
     try:  # a dotted name imports its parent first, which may be missing as well
         return importlib.util.find_spec(module) is not None
     except ModuleNotFoundError:

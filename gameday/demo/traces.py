@@ -22,12 +22,12 @@ mistake.)
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
+from gameday.extras import module_found
 from gameday.tracing import wanted
 
 if TYPE_CHECKING:
@@ -56,10 +56,7 @@ _asyncpg_done = False
 
 
 def _installed() -> bool:
-    try:
-        return all(importlib.util.find_spec(name) is not None for name in PACKAGES)
-    except ModuleNotFoundError:  # a parent package is missing
-        return False
+    return all(module_found(name) for name in PACKAGES)
 
 
 def start(service: str) -> bool:

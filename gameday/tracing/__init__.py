@@ -14,8 +14,9 @@ without the extra, or with no trace destination set, behaves exactly as before.
 
 from __future__ import annotations
 
-import importlib.util
 import os
+
+from gameday.extras import module_found
 
 #: Where each process of a stack writes its spans, one OTLP JSON lines file per process.
 TRACE_DIR_ENV = "GAMEDAY_TRACE_DIR"
@@ -25,10 +26,7 @@ TRACES_ENDPOINT_ENV = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
 
 def installed() -> bool:
     """Whether the OpenTelemetry SDK (the ``otel`` extra) can be imported."""
-    try:  # find_spec of a submodule imports its parent, which may be missing too
-        return importlib.util.find_spec("opentelemetry.sdk") is not None
-    except ModuleNotFoundError:
-        return False
+    return module_found("opentelemetry.sdk")
 
 
 def wanted() -> bool:

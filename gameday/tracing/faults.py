@@ -34,14 +34,17 @@ def _sampled_flag(traceparent: str) -> bool | None:
         return None
 
 
+def rule_attributes(rules: Sequence[RuleBase], injector: str) -> dict[str, Any]:
+    """The ``chaos.*`` attributes every faulted span carries: which rules fired, whose."""
+    return {chaos.FAULTED: True, chaos.INJECTOR: injector,
+            chaos.FAULT: ",".join(dict.fromkeys(rule.fault.kind for rule in rules)),
+            chaos.RULE: ",".join(rule.id for rule in rules),
+            **chaos.label_attributes([rule.labels for rule in rules])}
+
+
 def decision_attributes(decision: Decision, injector: str) -> dict[str, Any]:
     """The ``chaos.*`` attributes of a request a decision faulted."""
-    rules = decision.rules
-    attributes: dict[str, Any] = {
-        chaos.FAULTED: True, chaos.INJECTOR: injector,
-        chaos.FAULT: ",".join(dict.fromkeys(decision.kinds)),
-        chaos.RULE: ",".join(rule.id for rule in rules),
-        **chaos.label_attributes([rule.labels for rule in rules])}
+    attributes = rule_attributes(decision.rules, injector)
     if decision.delay_ms:
         attributes[chaos.DELAY_REQUESTED_MS] = round(decision.delay_ms, 3)
     if decision.action == "abort":
@@ -132,13 +135,8 @@ class FaultSpans:
 
     def connection(self, rules: Sequence[RuleBase], peer: str, upstream: str) -> FaultSpan:
         """The span of one faulted TCP connection (TCP carries no trace context: a root)."""
-        labels = [rule.labels for rule in rules]
-        attributes: dict[str, Any] = {
-            chaos.FAULTED: True, chaos.INJECTOR: self.injector,
-            chaos.FAULT: ",".join(dict.fromkeys(rule.fault.kind for rule in rules)),
-            chaos.RULE: ",".join(rule.id for rule in rules),
-            **chaos.label_attributes(labels), "client.address": peer,
-            "server.address": upstream, "network.transport": "tcp"}
+        attributes = {**rule_attributes(rules, self.injector), "client.address": peer,
+                      "server.address": upstream, "network.transport": "tcp"}
         span = self._tracer.start_span("chaos-proxy tcp", kind=self._server,
                                        attributes=attributes)
         fault_span = FaultSpan(span)
