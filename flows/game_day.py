@@ -34,6 +34,7 @@ from gameday.journal import Journal, RunEndedEvent, StepStartedEvent, read_journ
 from gameday.load import load_default, load_mission
 from gameday.notes import CancelledNote, ErrorNote
 from gameday.notify import RecoveryNotice, RollbackFailedNotice, RollbackNotice
+from gameday.search_events import ProbeStartedEvent
 from gameday.paths import journal_path
 from gameday.protocol.checks import Request
 from gameday.protocol.context import RunContext
@@ -43,6 +44,7 @@ from gameday.protocol.outcome import Outcome, decide
 from gameday.protocol.prepare import open_run
 from gameday.protocol.reap import tell_rollback
 from gameday.protocol.rollback import RollbackResult
+from gameday.protocol.search import SearchRun
 from gameday.protocol.signoff import await_sign_off, needs_sign_off
 from gameday.protocol.summary import RunSummary, dry_run_plan
 from orchestration.signals import Stop, stop_signals, stoppable
@@ -52,6 +54,7 @@ from tasks.learn import learn_phase
 from tasks.observe import observe_phase
 from tasks.prepare import Refusal, prepare_phase
 from tasks.rollback import recover_phase, revert_run
+from tasks.search import search_phase
 
 
 def revert_after_crash(flow: Any, flow_run: FlowRun, state: State[Any]) -> None:
@@ -134,6 +137,7 @@ async def game_day(
     lock_wait: Annotated[float, _form("Wait for the environment (seconds)", ge=0)] = 0.0,
     mission: Annotated[str, _form("Mission")] = "",
     sign_off_timeout: Annotated[int, _form("Sign-off timeout (seconds)", ge=1)] = 3600,
+    find_breaking_point: Annotated[bool, _form("Find the breaking point")] = False,
 ) -> RunSummary | State[Any]:
     """Run one chaos scenario as the safe-run protocol.
 
@@ -152,6 +156,9 @@ async def game_day(
             empty for none.
         sign_off_timeout: Seconds to wait for a second person when the ladder reaches the
             environment's sign-off severity; then the run ends with nothing injected.
+        find_breaking_point: After a guard stops a step, bisect between the last value that
+            held and the one that broke, and report the bracket. A scenario with a search
+            entry always does; this asks it of one without (at a 5 % resolution).
     """
     with stop_signals() as stop:
         run = str(current_run.id or uuid.uuid4())
@@ -160,7 +167,8 @@ async def game_day(
         planned = load_mission(mission, catalog) if mission else None
         # 0 and "" are the form's "the scenario's own"; the protocol speaks of None.
         request = Request(chosen, load_environment(environment), requester or None,
-                          max_severity or None, duration or None, allow_production, planned)
+                          max_severity or None, duration or None, allow_production, planned,
+                          find_breaking_point)
         try:
             ctx = open_run(run, request, catalog.signals)
         except RefusedError as exc:
@@ -221,12 +229,17 @@ def _free_slot(run: str) -> None:
 
 async def _run_ladder(ctx: RunContext, stop: Stop) -> RunSummary | State[Any]:
     escalation: Escalation | None = None
+    searched: SearchRun | None = None
     rollback: RollbackResult | None = None
     error: str | None = None
     cancelled = False
     where = "during the rollback"
     try:
         climbed = await escalate_phase(ctx)
+        escalation = climbed if isinstance(climbed, Escalation) else None
+        if escalation is not None and ctx.request.search is not None and not stop.requested:
+            found = await search_phase(ctx, escalation)
+            searched = found if isinstance(found, SearchRun) else None
     except (asyncio.CancelledError, KeyboardInterrupt) as exc:
         # Not a stop signal of ours (those end the phase with a state): Prefect's or asyncio's.
         cancelled = True
@@ -238,7 +251,6 @@ async def _run_ladder(ctx: RunContext, stop: Stop) -> RunSummary | State[Any]:
         ctx.journal.write(ErrorNote(message=error))
         raise
     else:
-        escalation = climbed if isinstance(climbed, Escalation) else None
         if stop.requested:
             where = _step_now(ctx)
             ctx.journal.write(CancelledNote(
@@ -267,10 +279,11 @@ async def _run_ladder(ctx: RunContext, stop: Stop) -> RunSummary | State[Any]:
         else "signals did not return to the baseline in time",
         level="info" if back else "warning", recovered=back, seconds=seconds))
     assert escalation is not None
-    observation = await observe_phase(ctx, escalation)
+    observation = await observe_phase(ctx, escalation, searched)
     if isinstance(observation, State) or stop.requested:
         return await _cancelled(ctx, stop, escalation, rollback, "while observing the steps")
-    outcome = decide(escalation, observation, rollback)
+    outcome = decide(escalation, observation, rollback,
+                     breaking_point=searched.bracket_text if searched else None)
     _end(ctx, outcome)
     # From here a stop signal only sets the exit code: the run has ended.
     learned = await learn_phase(ctx.run, ctx.scenario, ctx.environment, _run_url())
@@ -280,10 +293,16 @@ async def _run_ladder(ctx: RunContext, stop: Stop) -> RunSummary | State[Any]:
 
 
 def _step_now(ctx: RunContext) -> str:
-    """Where the ladder was, by the journal: "during step N" or "before the first step"."""
-    steps = [e.severity for e in read_journal(journal_path(ctx.run))
-             if isinstance(e, StepStartedEvent)]
-    return f"during step {steps[-1]}" if steps else "before the first step"
+    """Where the run was, by the journal: "during step N", "during probe N of the search" or
+    "before the first step"."""
+    started = [e for e in read_journal(journal_path(ctx.run))
+               if isinstance(e, StepStartedEvent | ProbeStartedEvent)]
+    if not started:
+        return "before the first step"
+    last = started[-1]
+    if isinstance(last, ProbeStartedEvent):
+        return f"during probe {last.probe} of the breaking-point search"
+    return f"during step {last.severity}"
 
 
 async def _cancelled(ctx: RunContext, stop: Stop, escalation: Escalation | None,

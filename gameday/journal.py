@@ -30,6 +30,14 @@ from gameday.guards.signals import SignalResult, Window
 from gameday.notes import Note, upgrade_note
 from gameday.records import Handle, Labels
 from gameday.redact import redact, secret_values
+from gameday.search_events import (
+    ProbeEndedEvent,
+    ProbeJudgedEvent,
+    ProbeStartedEvent,
+    SearchEndedEvent,
+    SearchSkippedEvent,
+    SearchStartedEvent,
+)
 
 
 class _Event(BaseModel):
@@ -132,6 +140,8 @@ class GuardSampleEvent(_Event):
 
     event: Literal["guard_sample"] = "guard_sample"
     severity: int | None = None
+    #: Set for the samples of a breaking-point search's probe (``severity`` is then None).
+    probe: int | None = None
     guard: str
     sample: Sample
     verdict: Verdict
@@ -187,7 +197,9 @@ class RunEndedEvent(_Event):
 Event = Annotated[
     PlanEvent | BaselineEvent | StepStartedEvent | FaultIntentEvent | FaultAppliedEvent
     | FaultRevertedEvent | RevertFailedEvent | GuardSampleEvent | HoldEndedEvent
-    | SignalsJudgedEvent | RecoveryEvent | NotificationDroppedEvent | RunEndedEvent | Note,
+    | SignalsJudgedEvent | RecoveryEvent | NotificationDroppedEvent | RunEndedEvent
+    | SearchStartedEvent | ProbeStartedEvent | ProbeEndedEvent | ProbeJudgedEvent
+    | SearchEndedEvent | SearchSkippedEvent | Note,
     Field(discriminator="event"),
 ]
 _EVENT: TypeAdapter[Event] = TypeAdapter(Event)
@@ -224,12 +236,14 @@ class Journal:
         line = json.dumps(data, separators=(",", ":"), ensure_ascii=False) + "\n"
         self._append(line.encode())
 
-    def guard_recorder(self, severity: int | None = None) -> Recorder:
-        """A ``record`` callback for ``hold`` that journals every sample and verdict."""
+    def guard_recorder(self, severity: int | None = None, probe: int | None = None
+                       ) -> Recorder:
+        """A ``record`` callback for ``hold`` that journals every sample and verdict, of a
+        step (``severity``) or of a search's probe."""
 
         def record(guard: GuardQuery, sample: Sample, verdict: Verdict) -> None:
-            self.write(GuardSampleEvent(severity=severity, guard=guard.name, sample=sample,
-                                        verdict=verdict))
+            self.write(GuardSampleEvent(severity=severity, probe=probe, guard=guard.name,
+                                        sample=sample, verdict=verdict))
 
         return record
 

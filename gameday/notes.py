@@ -20,8 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field
 Level = Literal["info", "warning", "critical"]
 #: Every kind of notice a run sends (``gameday.notify.notices`` has one class for each).
 NoticeKind = Literal[
-    "start", "step", "breach", "vanished", "rollback", "rollback_failed", "recovery",
-    "summary", "sweep", "signoff_requested", "signoff_granted", "signoff_timed_out",
+    "start", "step", "breach", "vanished", "probe", "search", "rollback", "rollback_failed",
+    "recovery", "summary", "sweep", "signoff_requested", "signoff_granted", "signoff_timed_out",
     "waiting", "warning",
 ]
 
@@ -74,10 +74,11 @@ class FaultVanishedNote(_Note):
 
 
 class ObserveFailedNote(_Note):
-    """Step ``severity``'s signals could not be measured."""
+    """Step ``severity``'s (or a search's ``probe``'s) signals could not be measured."""
 
     kind: Literal["observe_failed"] = "observe_failed"
-    severity: int
+    severity: int | None = None
+    probe: int | None = None
 
 
 class SignoffRequestedNote(_Note):

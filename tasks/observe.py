@@ -12,10 +12,12 @@ from prefect.client.schemas.objects import State
 from gameday.protocol.context import RunContext
 from gameday.protocol.escalate import Escalation
 from gameday.protocol.observe import Observation, observe
+from gameday.protocol.search import SearchRun
 from orchestration.signals import stoppable
 
 
 @task(name="observe", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2)
-async def observe_phase(ctx: RunContext, escalation: Escalation) -> Observation | State[Any]:
-    """Per-step metrics and signal verdicts against the baseline."""
-    return await stoppable(observe(ctx, escalation))
+async def observe_phase(ctx: RunContext, escalation: Escalation,
+                        searched: SearchRun | None = None) -> Observation | State[Any]:
+    """Per-step (and per-probe) metrics and signal verdicts against the baseline."""
+    return await stoppable(observe(ctx, escalation, searched))

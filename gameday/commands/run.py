@@ -51,6 +51,10 @@ def register(subparsers: Any) -> None:
                        help="who asks for the run (default: $GAMEDAY_REQUESTER or $USER)")
     start.add_argument("--dry-run", action="store_true",
                        help="check, preflight and baseline only; print the plan; inject nothing")
+    start.add_argument("--find-breaking-point", action="store_true",
+                       help="after a guard stops a step, bisect between the last held and the "
+                       "broken value for the breaking point (the scenario's search: settings, "
+                       "else a 5%% resolution)")
     start.add_argument("--allow-production", action="store_true",
                        help="required for environments marked production")
     start.add_argument("--wait-lock", type=parse_duration, default=0.0, metavar="D",
@@ -118,7 +122,8 @@ def _start(args: argparse.Namespace) -> int:
             max_severity=args.max_severity or (mission.max_severity if mission else None) or 0,
             duration=args.duration or (mission.duration if mission else None) or 0.0,
             dry_run=args.dry_run, requester=requester, allow_production=args.allow_production,
-            lock_wait=args.wait_lock, mission=args.mission or "", return_state=True))
+            lock_wait=args.wait_lock, mission=args.mission or "",
+            find_breaking_point=args.find_breaking_point, return_state=True))
         result = asyncio.run(_result(state))
     # The stop signal the flow body received, if any: the run rolled back and ended Cancelled
     # (unless it had ended already), and the exit code is the signal's.

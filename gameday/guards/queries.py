@@ -8,6 +8,8 @@ time of every series selector its expression reads, and the oldest of those.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -184,3 +186,35 @@ def _skip_group(expr: str, i: int) -> int:
                 return i + 1
         i += 1
     return i
+
+
+# --- how far back a query looks ----------------------------------------------------------
+
+_RANGE = re.compile(r"\[\s*((?:\d+(?:\.\d+)?(?:ms|s|m|h|d|w|y))+)\s*(?::[^\]]*)?\]")
+_RANGE_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w|y)")
+_RANGE_SCALE = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0,
+                "y": 31536000.0}
+
+
+def longest_range(expr: str) -> float:
+    """Seconds of the longest range (``[4s]``, ``[1m30s]``, a subquery's ``[5m:1m]``) that
+    ``expr`` reads; 0 for an instant query. A value moves only once that long has passed."""
+    longest = 0.0
+    for match in _RANGE.finditer(expr):
+        seconds = sum(float(n) * _RANGE_SCALE[unit]
+                      for n, unit in _RANGE_PART.findall(match.group(1)))
+        longest = max(longest, seconds)
+    return longest
+
+
+def guard_window(guard: GuardQuery) -> float:
+    """How long a guard needs to see a change: its longest range and its ``for``."""
+    return longest_range(guard.query) + guard.guard.for_
+
+
+def guards_hash(guards: list[GuardQuery]) -> str:
+    """A short hash of a guard set (queries, rules, ``for``, no-data policy): two findings
+    are compared only when they were judged by the same guards."""
+    parts = sorted((g.name, g.query, g.guard.op, g.guard.threshold, g.guard.for_,
+                    g.guard.on_no_data) for g in guards)
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]

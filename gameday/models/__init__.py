@@ -11,6 +11,7 @@ so every layer may read them. One module per concern:
 * :mod:`~gameday.models.signals`: signals, guards and PromQL templates
 * :mod:`~gameday.models.trigger`: when a game day may start
 * :mod:`~gameday.models.scenario`: the scenario and its severity ladder
+* :mod:`~gameday.models.search`: the breaking-point search a scenario may ask for
 * :mod:`~gameday.models.mission`: one planned run
 * :mod:`~gameday.models.environment`: where runs happen, and the rules there
 * :mod:`~gameday.models.secret_refs`: secrets by reference
@@ -22,6 +23,7 @@ from gameday.models.common import Slug, located
 from gameday.models.environment import Environment, Notify, PrometheusSettings, SlackSettings
 from gameday.models.mission import Mission
 from gameday.models.scenario import STEP_FIELDS, Recovery, Rollback, Scenario, Step
+from gameday.models.search import QUANTITIES, Quantity, Resolution, Search
 from gameday.models.secret_refs import SecretField, SecretRef
 from gameday.models.signals import (
     Guard,
@@ -36,6 +38,7 @@ from gameday.models.trigger import DAYS, Day, MinLoad, Trigger, Window
 
 __all__ = [
     "DAYS",
+    "QUANTITIES",
     "STEP_FIELDS",
     "Day",
     "DriverKind",
@@ -47,9 +50,12 @@ __all__ = [
     "Mission",
     "Notify",
     "PrometheusSettings",
+    "Quantity",
     "Recovery",
+    "Resolution",
     "Rollback",
     "Scenario",
+    "Search",
     "SecretField",
     "SecretRef",
     "Signal",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 from pydantic import Field, field_validator, model_validator
@@ -17,6 +18,7 @@ from gameday.faults import (
     with_overrides,
 )
 from gameday.models.common import Slug, located
+from gameday.models.search import QUANTITIES, Search
 from gameday.models.signals import GuardMap, SignalMap
 from gameday.models.targets import Target
 from gameday.models.trigger import Trigger
@@ -93,6 +95,8 @@ class Scenario(Strict):
     signals: SignalMap = Field(default_factory=dict)
     guards: GuardMap = Field(min_length=1, description="safety stops; at least one")
     rollback: Rollback = Field(default_factory=Rollback)
+    search: Search | None = Field(
+        None, description="after a guard breach, bisect for the breaking point")
 
     @model_validator(mode="after")
     def _ladder(self) -> Scenario:
@@ -139,6 +143,8 @@ class Scenario(Strict):
                 ("target", "dependency"),
                 f"fault kind {self.fault.kind!r} acts on calls: name the dependency",
             )
+        if self.search is not None:
+            self._search_field(self.search)
         total = sum(step.dwell for step in self.steps)
         if total > self.max_duration:
             raise located(
@@ -147,6 +153,38 @@ class Scenario(Strict):
                 f"{self.max_duration:g}s",
             )
         return self
+
+    def _search_field(self, search: Search) -> str:
+        """The magnitude ``search`` probes: its ``field``, else the one the ladder varies."""
+        faults = self.step_faults()
+        kinds = [f.kind for f in faults]
+        searchable = [name for name in FAULT_KINDS[kinds[-1]].magnitude if name in QUANTITIES]
+        if search.field is not None:
+            if search.field not in searchable:
+                raise located(("search", "field"),
+                              f"{search.field!r} is not a magnitude of fault kind {kinds[-1]!r} "
+                              f"(allowed: {', '.join(searchable) or 'none'})")
+            name = search.field
+        else:
+            varied = [n for n in searchable
+                      if any(a.kind == b.kind == kinds[-1] and getattr(a, n) != getattr(b, n)
+                             for a, b in itertools.pairwise(faults))]
+            if len(varied) > 1:
+                raise located(("search", "field"),
+                              f"the ladder varies {' and '.join(varied)}: name the one to search "
+                              f"(allowed: {', '.join(searchable)})")
+            if not varied and not searchable:
+                raise located(("search",), f"fault kind {kinds[-1]!r} has no magnitude to search")
+            name = varied[0] if varied else searchable[0]
+        if search.resolution.duration and QUANTITIES[name].unit != "ms":
+            raise located(("search", "resolution"),
+                          f"{search.resolution} is a duration, and {name!r} is in "
+                          f"{QUANTITIES[name].unit}: give a number or a share such as 5%")
+        return name
+
+    def search_field(self, search: Search) -> str:
+        """The magnitude field ``search`` probes on this scenario's ladder."""
+        return self._search_field(search)
 
     @property
     def max_severity(self) -> int:

@@ -14,9 +14,11 @@ from gameday.notify.notices import (
     BaselineFigure,
     BreachNotice,
     Notice,
+    ProbeNotice,
     RecoveryNotice,
     RollbackFailedNotice,
     RollbackNotice,
+    SearchNotice,
     SignoffGrantedNotice,
     SignoffRequestedNotice,
     SignoffTimedOutNotice,
@@ -33,8 +35,8 @@ from gameday.notify.sinks import ConsoleSink, JournalSink
 from gameday.notify.slack import SlackConfig, SlackSink
 
 __all__ = ["NOTICE_TYPES", "BaselineFigure", "BreachNotice", "ConsoleSink", "JournalSink",
-           "Notice", "Notifier", "RecoveryNotice", "RollbackFailedNotice", "RollbackNotice",
-           "RunLabels", "RunMetricsSink", "SignoffGrantedNotice", "SignoffRequestedNotice",
-           "SignoffTimedOutNotice", "Sink", "SinkError", "SinkRetry", "SlackConfig", "SlackSink",
-           "StartNotice", "StepNotice", "SummaryNotice", "SweepNotice", "VanishedNotice",
-           "WaitingNotice", "WarningNotice", "run_url", "sinks_for"]
+           "Notice", "Notifier", "ProbeNotice", "RecoveryNotice", "RollbackFailedNotice",
+           "RollbackNotice", "RunLabels", "RunMetricsSink", "SearchNotice", "SignoffGrantedNotice",
+           "SignoffRequestedNotice", "SignoffTimedOutNotice", "Sink", "SinkError", "SinkRetry",
+           "SlackConfig", "SlackSink", "StartNotice", "StepNotice", "SummaryNotice", "SweepNotice",
+           "VanishedNotice", "WaitingNotice", "WarningNotice", "run_url", "sinks_for"]

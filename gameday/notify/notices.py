@@ -80,6 +80,28 @@ class VanishedNotice(_Notice):
     severity: int
 
 
+class ProbeNotice(_Notice):
+    """A breaking-point probe was judged: held, broken, or not judged."""
+
+    kind: Literal["probe"] = "probe"
+    probe: int
+    budget: int
+    fault: str
+    verdict: str
+    #: The guard that broke it, if one did.
+    guard: str | None = None
+
+
+class SearchNotice(_Notice):
+    """The breaking-point search is over: its bracket, or why it found none."""
+
+    kind: Literal["search"] = "search"
+    #: ``holds at 178 ms, breaks at 190 ms``; None when the search found no bracket.
+    bracket: str | None = None
+    probes: int = 0
+    stopped: str = ""
+
+
 class RollbackNotice(_Notice):
     """Rollback reverted every fault and verified none is active."""
 
@@ -162,7 +184,8 @@ class WarningNotice(_Notice):
 
 
 Notice = Annotated[
-    StartNotice | StepNotice | BreachNotice | VanishedNotice | RollbackNotice
+    StartNotice | StepNotice | BreachNotice | VanishedNotice | ProbeNotice | SearchNotice
+    | RollbackNotice
     | RollbackFailedNotice | RecoveryNotice | SummaryNotice | SweepNotice
     | SignoffRequestedNotice | SignoffGrantedNotice | SignoffTimedOutNotice | WaitingNotice
     | WarningNotice,

@@ -17,9 +17,11 @@ from gameday.notes import NoticeKind
 from gameday.notify.notices import (
     BreachNotice,
     Notice,
+    ProbeNotice,
     RecoveryNotice,
     RollbackFailedNotice,
     RollbackNotice,
+    SearchNotice,
     SignoffGrantedNotice,
     SignoffRequestedNotice,
     SignoffTimedOutNotice,
@@ -40,7 +42,8 @@ MAX_FIELDS = 10
 
 _ICON: dict[NoticeKind, str] = {
     "start": ":test_tube:", "step": ":arrow_forward:", "breach": ":rotating_light:",
-    "vanished": ":warning:", "rollback": ":white_check_mark:", "rollback_failed": ":sos:",
+    "vanished": ":warning:", "probe": ":mag:", "search": ":dart:",
+    "rollback": ":white_check_mark:", "rollback_failed": ":sos:",
     "recovery": ":green_heart:", "summary": ":memo:", "sweep": ":broom:",
     "signoff_requested": ":raised_hand:", "signoff_granted": ":+1:",
 }
@@ -126,6 +129,10 @@ class Layout:
                 return self._breach(notice)
             case VanishedNotice():
                 return self._simple(notice, f"*Fault vanished — stopping*\n{escape(notice.text)}")
+            case ProbeNotice():
+                return self._probe(notice)
+            case SearchNotice():
+                return self._search(notice)
             case RollbackNotice():
                 return self._simple(notice, "*Rollback done* — nothing of this run is active",
                                     [("Time to clean", _number(notice.seconds, " s", ".2f")),
@@ -203,6 +210,17 @@ class Layout:
             f"{notice.severity}*",
             [("Observed", _number(notice.observed) or "no data"),
              ("Threshold", escape(notice.threshold))], page=True)
+
+    def _probe(self, notice: ProbeNotice) -> Message:
+        by = f" by `{escape(notice.guard)}`" if notice.guard else ""
+        return self._simple(notice, f"*Probe {notice.probe}/{notice.budget}* · "
+                            f"{escape(notice.fault)} — {escape(notice.verdict)}{by}")
+
+    def _search(self, notice: SearchNotice) -> Message:
+        if notice.bracket is None:
+            return self._simple(notice, f"*Breaking point not found* — {escape(notice.text)}")
+        return self._simple(notice, f"*Breaking point:* {escape(notice.bracket)}",
+                            [("Probes", notice.probes), ("Ended", escape(notice.stopped))])
 
     def _rollback_failed(self, notice: RollbackFailedNotice) -> Message:
         problems = _lines(notice.problems) or escape(notice.text)

@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from gameday.models import Environment, Mission, Scenario
+from pydantic import ValidationError
+
+from gameday.models import Environment, Mission, Scenario, Search
 
 
 @dataclass(frozen=True)
@@ -19,6 +21,16 @@ class Request:
     duration: float | None = None
     allow_production: bool = False
     mission: Mission | None = None
+    #: Search for the breaking point after a guard breach, even if the scenario asks for none.
+    find_breaking_point: bool = False
+
+    @property
+    def search(self) -> Search | None:
+        """The search this run does after a breach: the scenario's, or the defaults when asked
+        for one it has not got."""
+        if self.scenario.search is not None:
+            return self.scenario.search
+        return Search() if self.find_breaking_point else None
 
 
 def refusals(request: Request, now: datetime) -> list[str]:
@@ -57,6 +69,12 @@ def refusals(request: Request, now: datetime) -> list[str]:
     if request.max_severity is not None and not 1 <= request.max_severity <= scenario.max_severity:
         reasons.append(f"max severity {request.max_severity} is outside the ladder "
                        f"(allowed: 1..{scenario.max_severity})")
+    if request.find_breaking_point and scenario.search is None:
+        try:
+            scenario.search_field(Search())
+        except (ValueError, ValidationError) as exc:
+            reasons.append(f"cannot search for a breaking point: {exc} (add a search: entry "
+                           "with its field to the scenario)")
     if request.duration is not None and request.duration > scenario.max_duration:
         reasons.append(f"duration {request.duration:g}s exceeds the scenario's max_duration "
                        f"{scenario.max_duration:g}s")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from gameday.drivers.base import LEASE_EXPIRED, Gone, lease_of
@@ -26,7 +27,7 @@ from gameday.journal import (
 from gameday.notes import FaultVanishedNote
 from gameday.notify import BreachNotice, StepNotice, VanishedNotice
 from gameday.protocol.context import RunContext, endpoint_key
-from gameday.records import Handle
+from gameday.records import FaultSpec, Handle
 
 
 @dataclass(frozen=True)
@@ -92,9 +93,9 @@ async def watch_fault(ctx: RunContext, handle: Handle, interval: float) -> str:
                     "(was the proxy restarted?)")
 
 
-def _recorder(ctx: RunContext, severity: int) -> Recorder:
-    """Journal every sample; also print one line per round of guards when asked to."""
-    journal = ctx.journal.guard_recorder(severity)
+def recorder(ctx: RunContext, journal: Recorder, label: str) -> Recorder:
+    """Journal every sample; also print one line per round of guards when asked to, headed
+    ``label`` ("step 2", "probe 3")."""
     progress = ctx.progress
     if progress is None:
         return journal
@@ -113,37 +114,41 @@ def _recorder(ctx: RunContext, severity: int) -> Recorder:
             parts = [f"{name}={'—' if v.value is None else f'{v.value:.3g}'} "
                      f"({v.state}{', pending' if v.pending else ''})"
                      for name, v in sorted(latest.items())]
-            progress(f"  step {severity} · " + " · ".join(parts))
+            progress(f"  {label} · " + " · ".join(parts))
         latest.clear()
 
     return record
 
 
-async def run_step(ctx: RunContext, severity: int) -> StepRun:
-    """Apply one step's fault and hold it under the guards."""
-    scenario, env = ctx.scenario, ctx.environment
-    spec = ctx.spec(severity)
-    dwell, ttl = scenario.steps[severity - 1].dwell, scenario.ttl(severity)
-    summary = spec.fault.summary()
-    started = time.time()
-    ctx.journal.write(StepStartedEvent(severity=severity, fault=summary, dwell=dwell, ttl=ttl))
+@dataclass(frozen=True)
+class Held:
+    """A fault held under the guards: how the hold ended, or why it ended without one."""
+
+    hold: HoldResult | None
+    #: Why it ended early without a verdict (the fault vanished at its driver).
+    problem: str | None
+    handle: Handle
+
+
+async def hold_fault(ctx: RunContext, spec: FaultSpec, dwell: float, ttl: float,
+                     record: Recorder, applied: Callable[[Handle], None]) -> Held:
+    """Apply ``spec`` (its intent journaled first), then hold it for ``dwell`` while the guards
+    run, the lease keeper renews it and the watcher checks it is still in place. ``applied``
+    is told the handle as soon as the driver returns it."""
+    env = ctx.environment
     # The intent is on disk before the driver is called: a crash mid-apply leaves a trace.
     ctx.journal.write(FaultIntentEvent(driver=ctx.endpoint.driver,
                                        endpoint=endpoint_key(ctx.endpoint), labels=spec.labels,
-                                       fault=summary, expires_at=started + ttl))
+                                       fault=spec.fault.summary(), expires_at=time.time() + ttl))
     lease = lease_of(ctx.driver, env.fault_lease)
     handle = await asyncio.to_thread(ctx.driver.apply, spec, ttl, lease)
     ctx.leases.hold(handle)
     ctx.journal.write(FaultAppliedEvent(handle=handle))
-    ends = f"expires by itself in {ttl:g}s" + (
-        f", or {handle.lease_s:g}s after the run stops renewing it" if handle.lease_s else "")
-    ctx.notify(StepNotice(run=ctx.run, text=f"step {severity}/{len(ctx.severities)}: {summary} "
-                          f"for {dwell:g}s ({ends})", severity=severity,
-                          total=len(ctx.severities), fault=summary, dwell=dwell, ttl=ttl))
+    applied(handle)
     guards = asyncio.create_task(hold(
         dwell, ctx.guards, env.guard_interval, sampler=ctx.prometheus,
         stale_after=stale_bound(env.prometheus.scrape_interval),
-        scrape_interval=env.prometheus.scrape_interval, record=_recorder(ctx, severity)))
+        scrape_interval=env.prometheus.scrape_interval, record=record))
     watcher = asyncio.create_task(watch_fault(ctx, handle, env.guard_interval))
     try:
         done, _ = await asyncio.wait({guards, watcher}, return_when=asyncio.FIRST_COMPLETED)
@@ -151,27 +156,53 @@ async def run_step(ctx: RunContext, severity: int) -> StepRun:
         for task in (guards, watcher):
             task.cancel()
         await asyncio.gather(guards, watcher, return_exceptions=True)
-    reason: str | None = None
     if guards in done and not guards.cancelled() and guards.exception() is None:
-        result = guards.result()
         # A run frozen past its dwell wakes to a hold that "ended": if the lease lapsed
-        # meanwhile, the step did not hold its fault, whatever the guards saw.
+        # meanwhile, the fault was not held, whatever the guards saw.
         gone = await asyncio.to_thread(ctx.leases.confirm, handle)
         if gone is None:
-            ctx.journal.write(HoldEndedEvent(severity=severity, result=result))
-            return StepRun(severity, summary, started, time.time(), result, handle=handle)
-        reason = vanished_reason(gone)
-    elif guards in done and guards.exception() is not None:
+            return Held(guards.result(), None, handle)
+        return Held(None, vanished_reason(gone), handle)
+    if guards in done and guards.exception() is not None:
         raise guards.exception()  # type: ignore[misc]
-    else:
-        reason = watcher.result()
-    # Whichever look found the fault gone, the keeper recorded why.
+    return Held(None, watcher.result(), handle)
+
+
+def lease_lapsed(ctx: RunContext, handle: Handle) -> bool:
+    """Whether the keeper found ``handle``'s fault gone because its lease expired."""
     gone = ctx.leases.gone(handle)
-    lapsed = gone is not None and gone.reason == LEASE_EXPIRED
-    ctx.journal.write(FaultVanishedNote(message=reason, severity=severity, lease_expired=lapsed))
+    return gone is not None and gone.reason == LEASE_EXPIRED
+
+
+async def run_step(ctx: RunContext, severity: int) -> StepRun:
+    """Apply one step's fault and hold it under the guards."""
+    scenario = ctx.scenario
+    spec = ctx.spec(severity)
+    dwell, ttl = scenario.steps[severity - 1].dwell, scenario.ttl(severity)
+    summary = spec.fault.summary()
+    started = time.time()
+    ctx.journal.write(StepStartedEvent(severity=severity, fault=summary, dwell=dwell, ttl=ttl))
+
+    def applied(handle: Handle) -> None:
+        ends = f"expires by itself in {ttl:g}s" + (
+            f", or {handle.lease_s:g}s after the run stops renewing it" if handle.lease_s
+            else "")
+        ctx.notify(StepNotice(run=ctx.run, text=f"step {severity}/{len(ctx.severities)}: "
+                              f"{summary} for {dwell:g}s ({ends})", severity=severity,
+                              total=len(ctx.severities), fault=summary, dwell=dwell, ttl=ttl))
+
+    held = await hold_fault(ctx, spec, dwell, ttl, recorder(
+        ctx, ctx.journal.guard_recorder(severity), f"step {severity}"), applied)
+    if held.hold is not None:
+        ctx.journal.write(HoldEndedEvent(severity=severity, result=held.hold))
+        return StepRun(severity, summary, started, time.time(), held.hold, handle=held.handle)
+    reason = held.problem or "the fault vanished"
+    ctx.journal.write(FaultVanishedNote(message=reason, severity=severity,
+                                        lease_expired=lease_lapsed(ctx, held.handle)))
     ctx.notify(VanishedNotice(run=ctx.run, text=f"step {severity}: {reason}; aborting",
                               severity=severity))
-    return StepRun(severity, summary, started, time.time(), None, problem=reason, handle=handle)
+    return StepRun(severity, summary, started, time.time(), None, problem=reason,
+                   handle=held.handle)
 
 
 async def escalate(ctx: RunContext) -> Escalation:

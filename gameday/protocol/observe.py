@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from gameday.errors import GuardError
 from gameday.guards import SignalQuery, SignalResult, Window, judge_window, measure
@@ -14,6 +15,10 @@ from gameday.models import Signal
 from gameday.notes import ObserveFailedNote
 from gameday.protocol.context import RunContext
 from gameday.protocol.escalate import Escalation
+from gameday.search_events import ProbeJudgedEvent
+
+if TYPE_CHECKING:
+    from gameday.protocol.search import SearchRun
 
 
 @dataclass(frozen=True)
@@ -59,8 +64,10 @@ def metric_queries(ctx: RunContext) -> list[SignalQuery]:
                         query=query, unit=None) for name, query in ctx.metrics.items()]
 
 
-async def observe(ctx: RunContext, escalation: Escalation) -> Observation:
-    """Measure and judge every step that ran; journal the judgements."""
+async def observe(ctx: RunContext, escalation: Escalation,
+                  searched: SearchRun | None = None) -> Observation:
+    """Measure and judge every step that ran, and every probe of the search; journal the
+    judgements. A probe's signals are its evidence, not its verdict: the guards judged it."""
     queries = [*ctx.signals, *metric_queries(ctx)]
     step_seconds = ctx.environment.prometheus.scrape_interval
     observed = []
@@ -76,4 +83,15 @@ async def observe(ctx: RunContext, escalation: Escalation) -> Observation:
         ctx.journal.write(SignalsJudgedEvent(severity=step.severity, window=window,
                                              results=results))
         observed.append(StepObservation(step.severity, window, results, step.held))
+    for probe in searched.probes if searched else ():
+        try:
+            window = await measure(ctx.prometheus, queries, probe.started, probe.ended,
+                                   step_seconds)
+        except GuardError as exc:
+            ctx.journal.write(ObserveFailedNote(message=f"probe {probe.number}: {exc}",
+                                                probe=probe.number))
+            continue
+        ctx.journal.write(ProbeJudgedEvent(probe=probe.number, window=window,
+                                           results=judge_window(ctx.signals, window,
+                                                                ctx.baseline)))
     return Observation(tuple(observed))

@@ -21,11 +21,13 @@ class Outcome:
 
 def decide(escalation: Escalation | None, observation: Observation | None,
            rollback: RollbackResult | None, error: str | None = None,
-           cancelled: bool = False, by: str = "") -> Outcome:
+           cancelled: bool = False, by: str = "", breaking_point: str | None = None
+           ) -> Outcome:
     """Rollback failure outranks everything; then cancellation, failure, guard abort, pass.
 
     ``by`` says what cancelled the run, in words ("signal SIGTERM during step 2"); without a
-    rollback (``None``) nothing was injected.
+    rollback (``None``) nothing was injected. ``breaking_point`` is the search's bracket in
+    words, added to the summary of a run that found one.
     """
     held = observation.highest_held if observation else None
     broken = observation.first_broken if observation else None
@@ -49,7 +51,9 @@ def decide(escalation: Escalation | None, observation: Observation | None,
         reason = (f"guard {stop.hold.guard}: {stop.hold.verdict.summary}"
                   if stop.hold is not None and stop.hold.verdict is not None
                   else stop.problem or "stopped")
-        return Outcome("aborted", held, broken, f"aborted at severity {stop.severity}: {reason}")
+        found = f"; breaking point: {breaking_point}" if breaking_point else ""
+        return Outcome("aborted", held, broken,
+                       f"aborted at severity {stop.severity}: {reason}{found}")
     top = f"highest severity held: {held}" if held else "no step held its signals"
     if broken is not None:
         return Outcome("passed", held, broken, f"guards held; hypothesis broke at severity "

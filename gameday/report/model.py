@@ -22,6 +22,7 @@ from gameday.journal import (
 )
 from gameday.models.environment import TracingSettings
 from gameday.notes import PostmortemNote, SignoffGrantedNote, TraceNote
+from gameday.report.breaking import BreakingPoint, SearchSkipped, breaking_point
 from gameday.report.learnings import learnings
 from gameday.report.links import without_credentials
 from gameday.report.observed import (
@@ -110,6 +111,13 @@ class GameDayReport:
     run_trace: RunTrace | None = None
     #: Exemplars and a faulted trace, when the environment names where traces are.
     trace: TraceEvidence | None = None
+    #: The breaking-point search, when the run asked for one (or why it ran no probe).
+    breaking_point: BreakingPoint | SearchSkipped | None = None
+
+    @property
+    def search(self) -> BreakingPoint | None:
+        """The search that ran, if one did."""
+        return self.breaking_point if isinstance(self.breaking_point, BreakingPoint) else None
 
     @property
     def faults_may_remain(self) -> bool:
@@ -254,7 +262,8 @@ def build_report(events: Sequence[Event], *, run: str | None = None,
         breaker_peak=max(v for _, v in breaker.points) if breaker else None,
         prometheus_url=url, window=window,
         charts=charts(series, baseline, url, window) if window else (),
-        series=series, missing=missing, run_trace=run_trace, trace=trace)
+        series=series, missing=missing, run_trace=run_trace, trace=trace,
+        breaking_point=breaking_point(events))
     return replace(report, learnings=learnings(report))
 
 

@@ -35,6 +35,7 @@ from gameday.notes import (
     SignoffRefusedNote,
     SweptNote,
 )
+from gameday.report.breaking import PURPOSE_TEXT
 from gameday.report.links import graph_link
 from gameday.report.observed import (
     BREAKER_STATE,
@@ -57,6 +58,13 @@ from gameday.report.parts import (
     Rollback,
     SignalRow,
     TimelineEntry,
+)
+from gameday.search_events import (
+    ProbeEndedEvent,
+    ProbeStartedEvent,
+    SearchEndedEvent,
+    SearchSkippedEvent,
+    SearchStartedEvent,
 )
 
 #: The standard metrics of every step: (signal template name, label, unit).
@@ -157,8 +165,9 @@ def rollback(events: Sequence[Event]) -> Rollback:
     """What rollback reverted and verified, what failed, what was swept, and recovery."""
     swept = tuple(e.message for e in events if isinstance(e, SweptNote))
     swept_runs = {e.run for e in events if isinstance(e, SweptNote)}
-    last_step = max((e.at for e in events if isinstance(e, StepStartedEvent)), default=0.0)
-    # A revert before the last step began only made room for the next step.
+    last_step = max((e.at for e in events if isinstance(e, StepStartedEvent | ProbeStartedEvent)),
+                    default=0.0)
+    # A revert before the last step (or probe) began only made room for the next one.
     reverted = tuple(f"{e.handle.fault} at {e.endpoint}" for e in events
                      if isinstance(e, FaultRevertedEvent) and e.handle is not None
                      and e.labels.run not in swept_runs and e.at >= last_step)
@@ -197,6 +206,18 @@ def _line(event: Event, pending_seen: set[tuple[str, int | None]]) -> str | None
             text = f"guard {event.guard}: {event.verdict.summary}"
         case HoldEndedEvent():
             text = f"step {event.severity} {event.result.summary}"
+        case SearchStartedEvent():
+            text = (f"breaking-point search: {event.held:g} to {event.broken:g} {event.unit}, "
+                    f"to {event.resolution_text}, up to {event.budget} probes of "
+                    f"{event.dwell:g}s")
+        case ProbeStartedEvent():
+            text = f"probe {event.probe} ({PURPOSE_TEXT[event.purpose]}): {event.fault}"
+        case ProbeEndedEvent():
+            text = f"probe {event.probe} {event.verdict}: {event.detail}"
+        case SearchEndedEvent():
+            text = f"breaking point: {event.text} ({event.stopped})"
+        case SearchSkippedEvent():
+            text = f"breaking-point search not run: {event.reason}"
         case FaultRevertedEvent() if event.handle is not None:
             text = f"reverted {event.handle.fault} (run {event.labels.run})"
         case RevertFailedEvent():
