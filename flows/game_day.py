@@ -34,7 +34,6 @@ from gameday.journal import Journal, RunEndedEvent, StepStartedEvent, read_journ
 from gameday.load import load_default, load_mission
 from gameday.notes import CancelledNote, ErrorNote
 from gameday.notify import RecoveryNotice, RollbackFailedNotice, RollbackNotice
-from gameday.search_events import ProbeStartedEvent
 from gameday.paths import journal_path
 from gameday.protocol.checks import Request
 from gameday.protocol.context import RunContext
@@ -47,6 +46,7 @@ from gameday.protocol.rollback import RollbackResult
 from gameday.protocol.search import SearchRun
 from gameday.protocol.signoff import await_sign_off, needs_sign_off
 from gameday.protocol.summary import RunSummary, dry_run_plan
+from gameday.search_events import ProbeStartedEvent
 from orchestration.signals import Stop, stop_signals, stoppable
 from orchestration.signoff import pause_for_sign_off
 from tasks.escalate import escalate_phase
@@ -289,7 +289,7 @@ async def _run_ladder(ctx: RunContext, stop: Stop) -> RunSummary | State[Any]:
     learned = await learn_phase(ctx.run, ctx.scenario, ctx.environment, _run_url())
     ctx.notify(summary_notice(learned))
     return RunSummary.ended(ctx.run, ctx.scenario.name, ctx.environment.name, outcome,
-                            postmortem=str(learned.path))
+                            postmortem=str(learned.path), search=learned.report.search)
 
 
 def _step_now(ctx: RunContext) -> str:

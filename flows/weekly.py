@@ -4,7 +4,9 @@ Each scenario runs as a ``game-day`` subflow with its own prepare and rollback. 
 has no second person, so nothing reaches the environment's sign-off severity; scenarios outside
 their window or below their ``min_load`` are skipped with the reason. The first guard abort
 stops the suite unless told to continue; a stop signal (a cancel from the UI) ends it after the
-scenario in progress has rolled back. One table artifact sums it up.
+scenario in progress has rolled back. One table artifact sums it up, with each breaking
+point and how it moved since the scenario's previous run; one that fell is logged as a
+warning.
 """
 
 from __future__ import annotations
@@ -76,7 +78,10 @@ async def weekly_resilience(environment: str = "demo", suite: str = "weekly",
     await acreate_table_artifact(table=[r.model_dump() for r in done.results],
                                  key=f"weekly-resilience-{place.name}",
                                  description=done.summary)
-    logger.info(done.summary)
+    if done.regressions:  # a breaking point fell: worth a look even when every run passed
+        logger.warning(done.summary)
+    else:
+        logger.info(done.summary)
     return Cancelled(message=done.summary, data=done) if cancelled else done
 
 

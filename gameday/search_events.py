@@ -51,8 +51,10 @@ class Axis:
         """``178 ms``, ``12.5 %`` (a probability), ``3 workers``, ``512 kbps``."""
         if self.unit == "share":
             return f"{value * 100:.4g} %"
-        shown = f"{value:.0f}" if self.integer else f"{value:.4g}"
-        return f"{shown} {self.unit}"
+        if self.integer:
+            unit = self.unit[:-1] if value == 1 and self.unit.endswith("s") else self.unit
+            return f"{value:.0f} {unit}"
+        return f"{value:.4g} {self.unit}"
 
 
 @dataclass(frozen=True)
@@ -152,6 +154,10 @@ class SearchEndedEvent(_SearchEvent):
     confirmed: bool = False
     conflict: str | None = None
     probes: int = 0
+    #: Where the service may break when the search was not monotone: the bracket widened to
+    #: every conflicting value (the bracket itself otherwise).
+    span_held: float | None = None
+    span_broken: float | None = None
 
 
 class SearchSkippedEvent(_SearchEvent):

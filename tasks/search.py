@@ -17,6 +17,6 @@ from orchestration.signals import stoppable
 
 
 @task(name="search", cache_policy=NO_CACHE)
-async def search_phase(ctx: RunContext, escalation: Escalation) -> SearchRun | None | State[Any]:
+async def search_phase(ctx: RunContext, escalation: Escalation) -> SearchRun | State[Any] | None:
     """Probe between the last held and the first broken value until the bracket is narrow."""
     return await stoppable(search(ctx, escalation))

@@ -26,6 +26,7 @@ from typing import Any
 import httpx
 import pytest
 
+from gameday.demo.settings import set_auth_timeout
 from gameday.demo.stack import UpOptions, down, up
 from gameday.demo.state import TOKEN_VARIABLE, StackState
 from gameday.load import load_one
@@ -36,9 +37,12 @@ CALM = ('100 * (sum(rate(service_requests_total{service="user-service", code=~"5
         ' or vector(0)) / sum(rate(service_requests_total{service="user-service"}[4s]))')
 
 
-@dataclass(frozen=True)
+@dataclass
 class DemoStack:
-    """A running demo stack and helpers to observe and disturb it."""
+    """A running demo stack and helpers to observe and disturb it.
+
+    ``state`` is replaced when a setting restarts a part, so PIDs read through it stay true.
+    """
 
     state: StackState
     token: str
@@ -137,6 +141,11 @@ class DemoStack:
         """Change the load generator's request rate (0 pauses it)."""
         httpx.put(f"{self.loadgen_url}/rate", json={"rate": rate}, timeout=5.0,
                   trust_env=False).raise_for_status()
+
+    def set_auth_timeout(self, ms: float) -> None:
+        """Restart user-service with an auth timeout of ``ms`` milliseconds (as ``chaosctl demo
+        set`` does) and wait until Prometheus scrapes the new process."""
+        self.state = set_auth_timeout(self.state_dir, ms / 1000).state
 
     def samples(self, since: float = 0.0) -> list[dict[str, Any]]:
         """Load requests started after ``since`` (unix seconds): ``t``, ``ms``, ``code``."""

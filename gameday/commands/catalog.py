@@ -12,7 +12,7 @@ from pydantic import BaseModel
 
 from gameday.errors import CatalogError, Problem
 from gameday.load import Catalog, Document, catalog_root, load_catalog, load_default, parse_yaml
-from gameday.models import Environment, Mission, Scenario, Target
+from gameday.models import Environment, Mission, Scenario, Search, Target
 
 
 def register(subparsers: Any) -> None:
@@ -42,7 +42,7 @@ def register(subparsers: Any) -> None:
                       "scenario names)")
     show.add_argument("--findings", type=int, default=5, metavar="N",
                       help="how many of the latest findings (catalog history) to show "
-                      "(default 5, 0 for none)")
+                      "before the breaking point week by week (default 5, 0 for neither)")
     show.set_defaults(handler=_show)
 
     check = sub.add_parser("validate", help="check files; exit 2 listing every problem",
@@ -107,6 +107,8 @@ def resolved(scenario: Scenario, catalog: Catalog, window: str) -> dict[str, Any
     for section in ("signals", "guards"):
         for name, spec in getattr(scenario, section).items():
             data[section][name]["query"] = query(name, spec.query, scenario.target)
+    if scenario.search is not None:
+        data["search"]["field"] = scenario.search_field(scenario.search)
     return data
 
 
@@ -121,9 +123,20 @@ def _show(args: argparse.Namespace) -> int:
     data = resolved(scenario, catalog, window)
     print(f"# {scenario.name} (queries for environment {env_name!r}, window {window})")
     print(yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100), end="")
+    if scenario.search is not None:
+        print(search_line(scenario, scenario.search))
     if args.findings > 0:
         print("\n".join(findings(scenario.name, args.findings, args.catalog)))
+        print("\n".join(weekly_trend(scenario.name, args.env, args.catalog)))
     return 0
+
+
+def search_line(scenario: Scenario, search: Search) -> str:
+    """What the scenario's ``search:`` asks for, as a YAML comment."""
+    budget = (f"at most {search.max_probes} probes" if search.max_probes is not None
+              else "as many probes as the bracket needs (ceil(log2(range / resolution)) + 2)")
+    return (f"# breaking-point search: on {scenario.search_field(search)} after a guard "
+            f"breach, to {search.resolution}, {budget}")
 
 
 def findings(scenario: str, latest: int, catalog: Path | None = None) -> list[str]:
@@ -142,6 +155,32 @@ def findings(scenario: str, latest: int, catalog: Path | None = None) -> list[st
              f"newest first ({where})"]
     lines += [f"#   {f.line}" for f in reversed(found[-latest:])]
     return lines
+
+
+def weekly_trend(scenario: str, environment: str | None = None, catalog: Path | None = None,
+                 weeks: int = 12) -> list[str]:
+    """The breaking point week by week in each environment whose runs found one (or in
+    ``environment`` only), the latest ``weeks`` weeks; nothing when no run found one."""
+    from gameday.report.history import history_dir, read_findings
+    from gameday.report.trend import weekly
+
+    found = read_findings(scenario, history_dir(catalog))
+    places = dict.fromkeys(f.environment for f in found if f.breaking_point is not None)
+    lines = []
+    for place in places if environment is None else [e for e in places if e == environment]:
+        rows = weekly(found, place)[-weeks:]
+        lines += ["#", f"# Breaking point, week by week ({place}, oldest first):"]
+        lines += _table(["WEEK", "RUNS", "BREAKING POINT", "HELD", "CHANGE"],
+                        [[r.week, str(r.runs), r.bracket_text,
+                          "—" if r.highest_held is None else str(r.highest_held), r.change_text]
+                         for r in rows])
+    return lines
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
+    widths = [max(len(row[i]) for row in [headers, *rows]) for i in range(len(headers))]
+    return ["#   " + "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip()
+            for row in [headers, *rows]]
 
 
 def _validate(args: argparse.Namespace) -> int:

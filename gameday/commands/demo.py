@@ -22,7 +22,8 @@ def _port(text: str) -> tuple[str, int]:
 
 def register(subparsers: Any) -> None:
     """Add ``demo`` and its sub-commands."""
-    from gameday.demo.parts import PORT_NAMES
+    from gameday.demo.parts import AUTH_TIMEOUT, PORT_NAMES
+    from gameday.units import format_duration
 
     parser = subparsers.add_parser(
         "demo",
@@ -52,7 +53,22 @@ def register(subparsers: Any) -> None:
                        help="seconds to wait until the stack is ready (default 60)")
     start.add_argument("--record-samples", action="store_true",
                        help="also append every load request's timing to samples.jsonl")
+    start.add_argument("--auth-timeout", default=format_duration(AUTH_TIMEOUT),
+                       metavar="DURATION", help="user-service's per-attempt timeout of "
+                       f"auth-service calls (default {format_duration(AUTH_TIMEOUT)})")
     start.set_defaults(handler=_up)
+
+    change = sub.add_parser(
+        "set", parents=[common], help="change a setting of the running stack",
+        description="Change a setting of the running stack by restarting user-service alone "
+        "(same port, same environment, its log appended to), and wait until it is ready and "
+        "scraped again; the rest of the stack keeps running.")
+    change.add_argument("--auth-timeout", required=True, metavar="DURATION",
+                        help="user-service's per-attempt timeout of auth-service calls, "
+                        "e.g. 120ms")
+    change.add_argument("--timeout", type=float, default=30.0,
+                        help="seconds to wait until user-service is ready again (default 30)")
+    change.set_defaults(handler=_set)
 
     show = sub.add_parser("status", parents=[common], help="show each part up or down",
                           description="Show each recorded part: PID, URL, up or down. Exit 0 "
@@ -79,8 +95,10 @@ def _folder(args: argparse.Namespace) -> Path:
 
 def _up(args: argparse.Namespace) -> int:
     require("demo", "chaosctl demo up")
+    from gameday.demo.settings import parse_auth_timeout
     from gameday.demo.stack import UpOptions, up
 
+    auth_timeout = parse_auth_timeout(args.auth_timeout)
     ports = dict(args.port)
     if len(ports) != len(args.port):
         raise ConfigError("a part's port is given twice")
@@ -90,7 +108,8 @@ def _up(args: argparse.Namespace) -> int:
     began = time.monotonic()
     print(f"starting the demo stack in {folder} …", flush=True)
     state = up(UpOptions(folder, ports, prefect=not args.no_prefect, rate=args.rate,
-                         timeout=args.timeout, record_samples=args.record_samples))
+                         timeout=args.timeout, record_samples=args.record_samples,
+                         auth_timeout=auth_timeout))
     print(f"demo stack up in {time.monotonic() - began:.1f}s")
     for note in state.notes:
         print(f"note: {note}")
@@ -170,6 +189,25 @@ def _down(args: argparse.Namespace) -> int:
     else:
         print(f"stopped {len(parts)} processes: "
               + ", ".join(f"{p.name} ({p.pid})" for p in parts))
+    return 0
+
+
+def _set(args: argparse.Namespace) -> int:
+    require("demo", "chaosctl demo set")
+    from gameday.demo.settings import SERVICE, parse_auth_timeout, set_auth_timeout
+    from gameday.units import format_duration
+
+    seconds = parse_auth_timeout(args.auth_timeout)
+    if args.timeout <= 0:
+        raise ConfigError("--timeout must be > 0")
+    change = set_auth_timeout(_folder(args), seconds, timeout=args.timeout)
+    before = format_duration(change.before.auth_timeout)
+    if not change.restarted:
+        print(f"{SERVICE}'s auth timeout is already {before}; nothing changed")
+        return 0
+    print(f"{SERVICE}'s auth timeout: {before} → {format_duration(change.after.auth_timeout)}")
+    print(f"{SERVICE} restarted: pid {change.old.pid} → {change.new.pid} on {change.new.url}, "
+          f"ready in {change.took:.1f}s")
     return 0
 
 

@@ -228,6 +228,8 @@ def _show(result: RunSummary, as_json: bool, api: str) -> None:
         print("\n".join(plan_lines(result)))
     else:
         print(f"outcome: {result.outcome} — {result.summary}")
+        if result.trend:
+            print(f"{'REGRESSION: ' if result.regression else 'trend: '}{result.trend}")
         if result.postmortem:
             print(f"postmortem: {result.postmortem}")
         if result.run:

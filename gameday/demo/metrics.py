@@ -96,6 +96,12 @@ class ServiceMetrics:
             "service_downstream_rejected",
             "Calls not made because the dependency's circuit breaker was open.",
             ["service", "dependency"], registry=self.registry)
+        # Exported so a game day's postmortem can tell which setting the service ran with
+        # (``chaosctl demo set`` changes it between runs).
+        self.dependency_timeout = Gauge(
+            "service_dependency_timeout_seconds",
+            "Per-attempt timeout of the calls to a dependency, as configured at start.",
+            ["service", "dependency"], registry=self.registry)
         self.breaker_state = Gauge(
             "service_circuit_breaker_state",
             "Circuit breaker towards a dependency: 0 closed, 1 half-open, 2 open.",

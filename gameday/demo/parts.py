@@ -48,6 +48,9 @@ PORT_NAMES = (
 #: quarter still gives five full traces a second, an exemplar in each busy latency bucket at
 #: every scrape, and a faulted request is recorded by its proxy whatever the share.
 TRACE_SAMPLE = 0.25
+#: user-service's per-attempt timeout of auth-service calls, seconds, unless ``up`` is told
+#: otherwise: the demo's scenarios are written against it (the ladder's top step breaks it).
+AUTH_TIMEOUT = 0.2
 
 
 @dataclass(frozen=True)
@@ -192,13 +195,31 @@ def _proxies(ports: dict[str, int], token: str, trace_folder: Path | None) -> li
     return parts
 
 
+def user_service(ports: dict[str, int], db_password: str, auth_timeout: float = AUTH_TIMEOUT,
+                 trace_folder: Path | None = None) -> PartSpec:
+    """user-service on ``ports["user-service"]``, calling its dependencies through the proxies'
+    ports, each auth-service attempt given ``auth_timeout`` seconds."""
+    return PartSpec(
+        "user-service",
+        [sys.executable, "-m", "gameday.demo", "user-service",
+         "--port", str(ports["user-service"]),
+         "--auth-url", _url(ports["auth-proxy"]),
+         "--redis-url", f"redis://{HOST}:{ports['cache-proxy']}/0",
+         "--db-url", f"postgresql://{pg.ROLE}@{HOST}:{ports['db-proxy']}/profiles",
+         "--auth-timeout-ms", f"{auth_timeout * 1000:g}"],
+        {"http": ports["user-service"]}, _url(ports["user-service"]),
+        ScrapeTarget("user-service", ports["user-service"]),
+        env={"PGPASSWORD": db_password, **_traced(trace_folder)})
+
+
 def plan(folder: Path, ports: dict[str, int], token: str, rate: float, with_prefect: bool,
          cluster: pg.Cluster, record_samples: bool = False,
-         trace_folder: Path | None = None) -> StackPlan:
+         trace_folder: Path | None = None, auth_timeout: float = AUTH_TIMEOUT) -> StackPlan:
     """The parts of a stack whose state lives in ``folder``, on ``ports`` (every name given).
 
     ``cluster`` is the demo's PostgreSQL (``postgres.init``) with its port set. With a
-    ``trace_folder``, the services and proxies write their spans there.
+    ``trace_folder``, the services and proxies write their spans there. ``auth_timeout`` is
+    user-service's per-attempt timeout of its auth-service calls, in seconds.
     """
     python = [sys.executable, "-m", "gameday.demo"]
     traced = _traced(trace_folder)
@@ -210,15 +231,7 @@ def plan(folder: Path, ports: dict[str, int], token: str, rate: float, with_pref
                           {"http": ports["auth-service"]}, _url(ports["auth-service"]),
                           ScrapeTarget("auth-service", ports["auth-service"]), env=traced))
     parts += _proxies(ports, token, trace_folder)
-    parts.append(PartSpec(
-        "user-service",
-        [*python, "user-service", "--port", str(ports["user-service"]),
-         "--auth-url", _url(ports["auth-proxy"]),
-         "--redis-url", f"redis://{HOST}:{ports['cache-proxy']}/0",
-         "--db-url", f"postgresql://{pg.ROLE}@{HOST}:{ports['db-proxy']}/profiles"],
-        {"http": ports["user-service"]}, _url(ports["user-service"]),
-        ScrapeTarget("user-service", ports["user-service"]),
-        env={"PGPASSWORD": cluster.password, **traced}))
+    parts.append(user_service(ports, cluster.password, auth_timeout, trace_folder))
     record = ["--record", str(folder / "samples.jsonl")] if record_samples else []
     parts.append(PartSpec(
         "loadgen",

@@ -29,6 +29,7 @@ from gameday import procs
 from gameday.demo import envfile, prometheus, redis_server
 from gameday.demo import postgres as pg
 from gameday.demo.parts import (
+    AUTH_TIMEOUT,
     HOST,
     PORT_NAMES,
     PartSpec,
@@ -42,6 +43,7 @@ from gameday.demo.state import (
     PID_DIR,
     TOKEN_FILE,
     TRACE_DIR,
+    DemoSettings,
     Part,
     StackState,
     demo_env,
@@ -74,6 +76,7 @@ class UpOptions:
     timeout: float = 60.0
     record_samples: bool = False
     tracing: bool = True  # the services and proxies write spans to <folder>/traces
+    auth_timeout: float = AUTH_TIMEOUT  # user-service's per-attempt auth timeout, seconds
 
 
 @dataclass(frozen=True)
@@ -111,7 +114,8 @@ def is_running(part: Part) -> bool:
     return part.start_ticks is None or procs.start_ticks(part.pid) == part.start_ticks
 
 
-def _boot_time() -> float:
+def boot_time() -> float:
+    """Unix time the machine booted, as the kernel counts process start times from it."""
     for line in Path("/proc/stat").read_text().splitlines():
         if line.startswith("btime "):
             return float(line.split()[1])
@@ -135,7 +139,7 @@ def _unrecorded(folder: Path, state: StackState | None) -> list[Part]:
         ticks = procs.start_ticks(pid)
         if pid in recorded or ticks is None or not procs.alive(pid):
             continue
-        started = _boot_time() + ticks / os.sysconf("SC_CLK_TCK")
+        started = boot_time() + ticks / os.sysconf("SC_CLK_TCK")
         if written - 30 <= started <= written + 1:
             found.append(Part(name=pidfile.stem, pid=pid, start_ticks=ticks, ports={},
                               url="", log=""))
@@ -156,7 +160,8 @@ def _session_members(part: Part) -> list[int]:
     return members
 
 
-def _stop_part(part: Part) -> None:
+def stop_part(part: Part) -> None:
+    """Stop one recorded part by PID, and whatever is left of its session."""
     if is_running(part):
         procs.stop(part.pid, grace=STOP_GRACE)
     leftovers = _session_members(part)
@@ -175,7 +180,7 @@ def _stop_part(part: Part) -> None:
 def _stop_all(parts: list[Part]) -> None:
     if parts:
         with ThreadPoolExecutor(max_workers=len(parts)) as pool:
-            list(pool.map(_stop_part, parts))
+            list(pool.map(stop_part, parts))
 
 
 # --- ports ------------------------------------------------------------------------------------
@@ -212,7 +217,8 @@ def _ports(given: dict[str, int], needed: list[str]) -> dict[str, int]:
 # --- readiness --------------------------------------------------------------------------------
 
 
-def _tail(path: str, lines: int = 15) -> str:
+def tail(path: str, lines: int = 15) -> str:
+    """The last ``lines`` of a part's log, indented, for an error message."""
     try:
         text = Path(path).read_text(encoding="utf-8", errors="replace")
     except OSError:
@@ -249,7 +255,7 @@ def _check_alive(state: StackState) -> None:
     for part in state.parts:
         if not is_running(part):
             raise DemoError(f"{part.name} exited while starting; the end of {part.log}:\n"
-                            f"{_tail(part.log)}")
+                            f"{tail(part.log)}")
 
 
 def _wait_servers(state: StackState, cluster: pg.Cluster, redis_port: int,
@@ -294,17 +300,21 @@ def _refuse_running(folder: Path) -> None:
     shutil.rmtree(folder / PID_DIR, ignore_errors=True)
 
 
-def _start(state: StackState, spec: PartSpec) -> None:
-    """Start one part and record it at once."""
-    folder = state.folder
+def start_part(folder: Path, spec: PartSpec, fresh_log: bool = True) -> Part:
+    """Start one part of the stack in ``folder``; its record, for the caller to save at once."""
     log = folder / "logs" / f"{spec.name}.log"
-    log.write_bytes(b"")
+    if fresh_log:
+        log.write_bytes(b"")
     pidfile = folder / PID_DIR / f"{spec.name}.pid"
     process = procs.start([*_WITH_PIDFILE, str(pidfile), *spec.argv], log=log, env=spec.env,
                           cwd=folder)
-    state.parts.append(Part(name=spec.name, pid=process.pid,
-                            start_ticks=procs.start_ticks(process.pid), ports=spec.ports,
-                            url=spec.url, log=str(log)))
+    return Part(name=spec.name, pid=process.pid, start_ticks=procs.start_ticks(process.pid),
+                ports=spec.ports, url=spec.url, log=str(log))
+
+
+def _start(state: StackState, spec: PartSpec) -> None:
+    """Start one part and record it at once."""
+    state.parts.append(start_part(state.folder, spec))
     save_state(state)
 
 
@@ -332,12 +342,13 @@ def up(options: UpOptions) -> StackState:
         token_file = write_token(folder, token)
         (folder / "redis").mkdir(exist_ok=True)
         stack = plan(folder, ports, token, options.rate, options.prefect, cluster,
-                     options.record_samples, traces)
+                     options.record_samples, traces, options.auth_timeout)
         prometheus.write_config(folder / "prometheus.yml", stack.scrape_targets, rules,
                                 token_file)
         state = StackState(state_dir=str(folder), created=time.time(), prefect=options.prefect,
                            notes=[cluster.moved] if cluster.moved else [],
-                           traces=str(traces) if traces is not None else None)
+                           traces=str(traces) if traces is not None else None,
+                           settings=DemoSettings(auth_timeout=options.auth_timeout))
         save_state(state)
         deadline = time.monotonic() + options.timeout
         try:

@@ -8,7 +8,7 @@ moment between a process starting and ``state.json`` naming it.
 
 Layout::
 
-    <state>/state.json        parts, PIDs, ports (this module)
+    <state>/state.json        parts, PIDs, ports, settings (this module)
     <state>/token             proxy admin token, mode 0600
     <state>/environment.yaml  the demo's environment file
     <state>/prometheus.yml    Prometheus configuration; <state>/prometheus/ its TSDB
@@ -33,7 +33,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from gameday.demo.parts import PROXIES
+from gameday.demo.parts import AUTH_TIMEOUT, PROXIES
 from gameday.errors import DemoError
 from gameday.paths import state_dir
 from gameday.tracing.export import DEFAULT_FOLDER_MB
@@ -69,6 +69,15 @@ class Part(BaseModel):
     log: str = Field(description="file with its output")
 
 
+class DemoSettings(BaseModel):
+    """How the stack's services are configured; ``chaosctl demo set`` changes them."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    auth_timeout: float = Field(AUTH_TIMEOUT, gt=0, description="user-service's per-attempt "
+                                "timeout of its auth-service calls, seconds")
+
+
 class StackState(BaseModel):
     """What ``chaosctl demo up`` started, as recorded in ``state.json``."""
 
@@ -82,6 +91,8 @@ class StackState(BaseModel):
     notes: list[str] = Field(default_factory=list, description="what up wants the user to know")
     traces: str | None = Field(None, description="folder the services and proxies write their "
                                                  "spans to (their GAMEDAY_TRACE_DIR), if any")
+    # A default, so a state.json written before there were settings still loads.
+    settings: DemoSettings = Field(default_factory=DemoSettings)
 
     def part(self, name: str) -> Part:
         """The part called ``name``."""

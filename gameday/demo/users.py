@@ -69,8 +69,12 @@ class Dependency:
         # Around the fault transport, so an injected fault happens inside the attempt's span.
         traces.instrument_httpx(self.client)
         self._rng = rng or random.Random()
+        #: Each phase of an attempt (connect, send, the answer, a pooled connection) gets the
+        #: policy's timeout: a delayed answer times out after it, as the call policy says.
+        self._attempt_timeout = httpx.Timeout(policy.timeout)
         self.calls = metrics.dependency(name)
         self.calls.watch(self.breaker)
+        metrics.dependency_timeout.labels(metrics.service, name).set(policy.timeout)
 
     async def get(self, path: str, headers: dict[str, str]) -> tuple[int, bytes]:
         """Status and body of ``GET path``; ``DependencyFailed`` when no attempt succeeded.
@@ -104,11 +108,14 @@ class Dependency:
             started = time.perf_counter()
             status: int | None = None
             try:
-                async with asyncio.timeout(self.policy.timeout):
-                    with traces.resend(attempt):
-                        response = await self.client.get(path, headers=headers)
+                # httpx's own timeouts, not a cancellation from outside: httpcore 1.0 can leak
+                # a pool slot for each request cancelled mid-flight (encode/httpcore#1093), and
+                # a service that times out hundreds of calls would end with a full pool.
+                with traces.resend(attempt):
+                    response = await self.client.get(path, headers=headers,
+                                                     timeout=self._attempt_timeout)
                 status = response.status_code
-            except TimeoutError:
+            except httpx.TimeoutException:
                 reason = "timeout"
             except httpx.HTTPError:
                 reason = "connect"
@@ -125,10 +132,9 @@ class Dependency:
     async def healthy(self) -> bool:
         """Whether the dependency's ``/health`` answers 200 (one try, no metrics)."""
         try:
-            async with asyncio.timeout(1.0):
-                with traces.untraced():
-                    response = await self.client.get("/health")
-        except (TimeoutError, httpx.HTTPError):
+            with traces.untraced():
+                response = await self.client.get("/health", timeout=1.0)
+        except httpx.HTTPError:
             return False
         return response.status_code == 200
 

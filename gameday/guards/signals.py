@@ -171,6 +171,8 @@ def recovered(signal: SignalQuery, value: float, baseline: Stats, tolerance_perc
     below the baseline counts, for ``>``/``>=`` anything at or above it; ``==``/``!=`` need
     the value near the baseline either way. A baseline of 0 takes the tolerance as a share
     of the signal's threshold instead, so "0 errors before" does not demand exactly 0 after.
+    A value the baseline itself reached (up to its p95, or down to its minimum) counts as
+    recovered too: a noisy signal must not look unrecovered for what it did before any fault.
     """
     if math.isnan(value):
         return False
@@ -178,7 +180,7 @@ def recovered(signal: SignalQuery, value: float, baseline: Stats, tolerance_perc
     scale = abs(before) if before else abs(signal.signal.threshold)
     margin = scale * tolerance_percent / 100
     if signal.signal.op in ("<", "<="):
-        return value <= before + margin
+        return value <= max(before + margin, baseline.p95)
     if signal.signal.op in (">", ">="):
-        return value >= before - margin
+        return value >= min(before - margin, baseline.min)
     return abs(value - before) <= margin

@@ -83,7 +83,7 @@ def parse_resolution(value: Any) -> Resolution:
     elif isinstance(value, str) and (match := _RESOLUTION.match(value)):
         amount, unit = float(match.group(1)), match.group(2)
     else:
-        raise ValueError(f"expected {RESOLUTION_FORMS}, got {value!r}")
+        raise ValueError(f"expected {RESOLUTION_FORMS}")
     if amount <= 0:
         raise ValueError("a resolution must be more than 0")
     if unit == "%":

@@ -104,6 +104,14 @@ def _number(value: float | None, unit: str = "", digits: str = ".4g") -> str | N
     return None if value is None else f"{value:{digits}}{unit}"
 
 
+def _trend(text: str | None, regression: bool) -> str | None:
+    # A breaking point that fell is the one thing in the summary that needs acting on.
+    if not text:
+        return None
+    return f":chart_with_downwards_trend: *Regression:* {escape(text)}" if regression \
+        else escape(text)
+
+
 def _lines(values: Sequence[str], numbered: bool = False) -> str | None:
     if not values:
         return None
@@ -246,6 +254,8 @@ class Layout:
         fields = _fields([
             ("Highest severity held", held), ("First broken", run.first_broken),
             ("Stopped by", f"`{escape(run.stopped_by)}`" if run.stopped_by else None),
+            ("Breaking point", escape(run.breaking_point) if run.breaking_point else None),
+            ("Trend", _trend(run.trend, run.regression)),
             ("Postmortem", _link(notice.postmortem, "postmortem")),
             ("Learnings", _lines(run.learnings))])
         if fields:

@@ -19,6 +19,8 @@ from gameday.search_events import Axis, Bracket, Purpose, Verdict
 
 #: Probes kept for confirming the bracket's two ends.
 CONFIRMATIONS = 2
+#: Relative slack for comparing widths computed by repeated halving.
+EPSILON = 1e-9
 
 
 @dataclass(frozen=True)
@@ -35,9 +37,16 @@ class Plan:
     @property
     def bound(self) -> int:
         """``ceil(log2(range / resolution)) + 2``: bisections plus the two confirmations."""
-        ratio = self.start.width / self.resolution if self.resolution > 0 else math.inf
-        steps = 0 if ratio <= 1 else math.ceil(math.log2(ratio) - 1e-9)
+        if self.resolution <= 0:
+            return CONFIRMATIONS  # nothing to narrow: only the two ends to repeat
+        ratio = self.start.width / self.resolution
+        steps = 0 if ratio <= 1 + EPSILON else math.ceil(math.log2(ratio) - EPSILON)
         return steps + CONFIRMATIONS
+
+    def narrow(self, bracket: Bracket) -> bool:
+        """Whether ``bracket`` is as narrow as asked (halving 0.32 five times gives
+        0.010000000000000009: float noise must not cost a probe)."""
+        return bracket.width <= self.resolution * (1 + EPSILON)
 
     @property
     def budget(self) -> int:
@@ -85,6 +94,21 @@ class Result:
         return self.conflict is None
 
     @property
+    def span(self) -> Bracket:
+        """Where the service may break: the bracket, widened to every value that broke below
+        its held end or held above its broken end (the bracket itself when monotone)."""
+        axis = self.plan.axis
+        low, high = self.bracket.held, self.bracket.broken
+        seen = [(self.plan.start.held, "held"), (self.plan.start.broken, "broken"),
+                *((p.value, p.verdict) for p in self.probes)]
+        for value, verdict in seen:
+            if verdict == "broken" and not axis.worse(value, low):
+                low = value
+            elif verdict == "held" and axis.worse(value, high):
+                high = value
+        return Bracket(low, high)
+
+    @property
     def text(self) -> str:
         """The bracket in words, flagged when it is not monotone or not confirmed."""
         words = self.bracket.text(self.plan.axis)
@@ -115,7 +139,7 @@ def next_probe(plan: Plan, probes: Sequence[Probe]) -> tuple[float, Purpose] | s
     purposes = {p.purpose for p in probes}
     if "confirm_held" not in purposes and "confirm_broken" not in purposes:
         middle = plan.axis.midpoint(bracket.held, bracket.broken)
-        if (bracket.width > plan.resolution and middle is not None
+        if (not plan.narrow(bracket) and middle is not None
                 and bisected < plan.budget - CONFIRMATIONS):
             return middle, "bisect"
     ends: tuple[tuple[Purpose, float], ...] = (("confirm_held", bracket.held),
@@ -130,7 +154,7 @@ def next_probe(plan: Plan, probes: Sequence[Probe]) -> tuple[float, Purpose] | s
 
 def _why_done(plan: Plan, bracket: Bracket, bisected: int) -> str:
     axis = plan.axis
-    if bracket.width <= plan.resolution or axis.midpoint(bracket.held, bracket.broken) is None:
+    if plan.narrow(bracket) or axis.midpoint(bracket.held, bracket.broken) is None:
         return (f"resolution reached ({axis.text(bracket.width)} wide, asked "
                 f"{axis.text(plan.resolution)})")
     return f"probe budget spent ({bisected} bisections and {CONFIRMATIONS} confirmations)"

@@ -26,11 +26,12 @@ from gameday.paths import journal_path, reports_dir
 from gameday.report import GameDayReport, build_report, write_report
 from gameday.report.digest import digest
 from gameday.report.fetch import observe_run
-from gameday.report.history import finding, record
+from gameday.report.history import finding, found_bracket, read_findings, record
 from gameday.report.links import flow_run_link, without_credentials
 from gameday.report.model import run_window
 from gameday.report.observed import Observed
 from gameday.report.trace_evidence import WAIT_SECONDS, trace_evidence
+from gameday.report.trend import compare, previous
 from gameday.tracing import run_trace
 
 T = TypeVar("T")
@@ -113,11 +114,12 @@ async def learn(run: str, *, scenario: Scenario | None = None,
     ``scenario`` and ``environment`` default to the catalog's (found by the journal's plan);
     ``observed`` is what Prometheus saw if already known (a saved copy); else it is fetched,
     unless ``prometheus=False`` builds from the journal alone. ``history=False`` leaves the
-    catalog's history and the journal untouched (rebuilding an old report). ``charts=False``
-    leaves the charts undrawn (drawing them takes a second or two), for a run that must end
-    at once; the report says so. Where the environment names trace files or an exemplar
-    histogram, the postmortem gains its trace evidence (waiting up to ``WAIT_SECONDS`` for the
-    chosen trace's spans, none without charts).
+    catalog's history and the journal untouched (rebuilding an old report), and the breaking
+    point uncompared with the previous run's. ``charts=False`` leaves the charts undrawn
+    (drawing them takes a second or two), for a run that must end at once; the report says so.
+    Where the environment names trace files or an exemplar histogram, the postmortem gains its
+    trace evidence (waiting up to ``WAIT_SECONDS`` for the chosen trace's spans, none without
+    charts).
     """
     events = read_journal(journal_path(run))
     # The game day's own trace first, so that it is out even if the report fails.
@@ -150,6 +152,8 @@ async def learn(run: str, *, scenario: Scenario | None = None,
         report = replace(report, missing=(*report.missing, "the charts (not drawn, so that the "
                                           f"run could end at once: `chaosctl report {run}` "
                                           "draws them)"))
+    if history and plan is not None:
+        report = with_trend(report)
     path = write_report(report, out_dir or reports_dir() / run, charts=charts)
     if history and plan is not None:
         record(finding(report, path))
@@ -159,6 +163,17 @@ async def learn(run: str, *, scenario: Scenario | None = None,
             journal.write(PostmortemNote(message=f"postmortem written to {path}", path=str(path),
                                          run_url=report.run_url))
     return Learned(report, path, observed)
+
+
+def with_trend(report: GameDayReport) -> GameDayReport:
+    """``report`` with its breaking point compared to the scenario's previous one, from the
+    history (read before this run's finding is added to it)."""
+    search, current = report.search, found_bracket(report)
+    if search is None or current is None:
+        return report
+    earlier = previous(read_findings(report.scenario), report.run, report.environment,
+                       current.field)
+    return replace(report, breaking_point=replace(search, trend=compare(current, earlier)))
 
 
 def summary_notice(learned: Learned) -> SummaryNotice:

@@ -161,7 +161,8 @@ async def search(ctx: RunContext, escalation: Escalation) -> SearchRun | None:
     ctx.journal.write(SearchEndedEvent(
         held=result.bracket.held, broken=result.bracket.broken, text=result.text,
         stopped=result.stopped, confirmed=result.confirmed, conflict=result.conflict,
-        probes=len(result.probes)))
+        probes=len(result.probes), span_held=result.span.held,
+        span_broken=result.span.broken))
     ctx.notify(SearchNotice(run=ctx.run, text=f"breaking point: {result.text}",
                             bracket=result.text, probes=len(result.probes),
                             stopped=result.stopped))
@@ -188,8 +189,9 @@ class _Prober:
         try:
             fault = _probe_fault(ctx, self.start.broken.severity, plan.axis, value)
         except ValueError as exc:
+            now = time.time()
             return self._ended(number, value, purpose, "unjudged",
-                               f"no valid fault at {plan.axis.text(value)}: {exc}", time.time())
+                               f"no valid fault at {plan.axis.text(value)}: {exc}", now, now)
         spec = FaultSpec(fault=fault, target=ctx.scenario.target, labels=Labels(
             run=ctx.run, scenario=ctx.scenario.name, environment=ctx.environment.name,
             step=label))
@@ -206,15 +208,17 @@ class _Prober:
                 ctx, ctx.journal.guard_recorder(probe=number), f"probe {number}"),
                 lambda handle: None)
         except DriverError as exc:
-            return self._ended(number, value, purpose, "unjudged",
-                               f"the driver failed: {exc}", started, end="a driver problem")
+            return self._ended(number, value, purpose, "unjudged", f"the driver failed: {exc}",
+                               started, time.time(), end="a driver problem: a safety stop")
         trouble = await _revert(ctx, held.handle)
+        # The probe's window ends with its fault: the recovery wait after it is not the probe.
+        gone = time.time()
         if held.hold is None:
             reason = held.problem or "the fault vanished"
             ctx.journal.write(FaultVanishedNote(message=reason, severity=label,
                                                 lease_expired=lease_lapsed(ctx, held.handle)))
-            return self._ended(number, value, purpose, "unjudged", reason, started,
-                               end=f"{reason}: a safety stop", result=None)
+            return self._ended(number, value, purpose, "unjudged", reason, started, gone,
+                               end=f"{reason}: a safety stop")
         verdict = held.hold.verdict
         if verdict is None:
             judged = Judgement("held", held.hold.summary)
@@ -227,14 +231,13 @@ class _Prober:
             end = f"{trouble}: a safety stop"
         elif judged.verdict != "unjudged" and not (await wait_recovery(ctx))[0]:
             end = f"the signals did not return to the baseline after probe {number}"
-        return self._ended(number, value, purpose, judged.verdict, judged.detail, started,
+        return self._ended(number, value, purpose, judged.verdict, judged.detail, started, gone,
                            end=end, result=held.hold, guard=held.hold.guard)
 
     def _ended(self, number: int, value: float, purpose: Purpose, verdict: Verdict,
-               detail: str, started: float, end: str | None = None,
+               detail: str, started: float, ended: float, end: str | None = None,
                result: HoldResult | None = None, guard: str | None = None) -> Judgement:
         ctx, plan = self.ctx, self.start.plan
-        ended = time.time()
         ctx.journal.write(ProbeEndedEvent(probe=number, value=value, purpose=purpose,
                                           verdict=verdict, detail=detail, started=started,
                                           ended=ended, result=result))

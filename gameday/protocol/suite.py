@@ -40,6 +40,9 @@ class SuiteResult(BaseModel):
     note: str = ""
     run: str | None = None
     postmortem: str | None = None
+    breaking_point: str | None = None
+    trend: str | None = None
+    regression: bool = False
 
     @classmethod
     def skipped(cls, item: SuiteItem, reason: str) -> SuiteResult:
@@ -53,7 +56,8 @@ class SuiteResult(BaseModel):
         return cls(scenario=item.scenario.name, outcome=summary.outcome,
                    max_severity=item.max_severity, highest_held=summary.highest_held,
                    first_broken=summary.first_broken, note=summary.summary, run=summary.run,
-                   postmortem=summary.postmortem)
+                   postmortem=summary.postmortem, breaking_point=summary.breaking_point,
+                   trend=summary.trend, regression=summary.regression)
 
 
 class SuiteSummary(BaseModel):
@@ -65,12 +69,23 @@ class SuiteSummary(BaseModel):
     results: tuple[SuiteResult, ...]
 
     @property
+    def regressions(self) -> tuple[SuiteResult, ...]:
+        """The scenarios whose breaking point fell since their previous run."""
+        return tuple(r for r in self.results if r.regression)
+
+    @property
     def summary(self) -> str:
-        """One line: how many ran and were skipped, and each scenario's outcome."""
+        """One line: how many ran and were skipped, each scenario's outcome, and the
+        regressions of breaking points, if any."""
         ran = [r for r in self.results if r.outcome != "skipped"]
-        return (f"{self.suite} suite in {self.environment}: {len(ran)} ran, "
+        line = (f"{self.suite} suite in {self.environment}: {len(ran)} ran, "
                 f"{len(self.results) - len(ran)} skipped; "
                 + ", ".join(f"{r.scenario} {r.outcome}" for r in self.results))
+        fell = self.regressions
+        if fell:
+            line += (f"; {len(fell)} regression{'s' if len(fell) != 1 else ''}: "
+                     + "; ".join(f"{r.scenario}: {r.trend}" for r in fell))
+        return line
 
 
 def suite_scenarios(scenarios: Iterable[Scenario], suite: str) -> list[Scenario]:

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 if TYPE_CHECKING:  # kept light: ``chaosctl start`` reads a summary without the protocol
     from gameday.protocol.context import RunContext
     from gameday.protocol.outcome import Outcome
+    from gameday.report.breaking import BreakingPoint
 
 
 class _Frozen(BaseModel):
@@ -61,6 +62,8 @@ class DryRunPlan(_Frozen):
     baseline_seconds: float = 0.0
     #: Faults of earlier runs still in place (a real run would sweep them first).
     leftovers: tuple[str, ...] = ()
+    #: The breaking-point search after a guard breach, in words; None when none is asked.
+    search: str | None = None
 
 
 class RunSummary(_Frozen):
@@ -76,15 +79,25 @@ class RunSummary(_Frozen):
     first_broken: int | None = None
     postmortem: str | None = Field(None, description="path of postmortem.md")
     plan: DryRunPlan | None = Field(None, description="set for dry runs")
+    breaking_point: str | None = Field(None, description="the search's bracket, e.g. holds at "
+                                       "178 ms, breaks at 190 ms")
+    trend: str | None = Field(None, description="the bracket against the previous run's")
+    regression: bool = Field(False, description="the breaking point fell since the previous run")
 
     @classmethod
     def ended(cls, run: str, scenario: str, environment: str, outcome: Outcome,
-              postmortem: str | None = None) -> RunSummary:
-        """The summary of a run that went through the ladder (or stopped on the way)."""
+              postmortem: str | None = None, search: BreakingPoint | None = None
+              ) -> RunSummary:
+        """The summary of a run that went through the ladder (or stopped on the way), with
+        the bracket of its ``search`` and how it compares, when it found one."""
+        found = search if search is not None and search.bracket is not None else None
+        trend = found.trend if found else None
         return cls(run=run, scenario=scenario, environment=environment,
                    outcome=outcome.outcome, summary=outcome.summary,
                    highest_held=outcome.highest_held, first_broken=outcome.first_broken,
-                   postmortem=postmortem)
+                   postmortem=postmortem, breaking_point=found.text if found else None,
+                   trend=trend.text if trend else None,
+                   regression=trend.regression if trend else False)
 
     @classmethod
     def refused(cls, run: str, scenario: str, environment: str, reason: str) -> RunSummary:
@@ -119,7 +132,23 @@ def dry_run_plan(ctx: RunContext) -> DryRunPlan:
     baseline = tuple(shown.values())
     return DryRunPlan(steps=steps, guards=guards, baseline=baseline,
                       baseline_seconds=window.end - window.start if window else 0.0,
-                      leftovers=tuple(ctx.swept))
+                      leftovers=tuple(ctx.swept), search=_search_plan(ctx))
+
+
+def _search_plan(ctx: RunContext) -> str | None:
+    """What the search would do after a guard breach, as a dry run can tell it."""
+    from gameday.protocol.search import dwell_floor
+    from gameday.units import format_duration
+
+    search = ctx.request.search
+    if search is None:
+        return None
+    budget = f"up to {search.max_probes} probes" if search.max_probes else \
+        "up to ceil(log2(range / resolution)) + 2 probes"
+    dwell = max(search.dwell or 0.0, dwell_floor(ctx))
+    return (f"after a guard breach, bisect {ctx.scenario.search_field(search)} between the "
+            f"last held and the broken step to {search.resolution}, {budget} of "
+            f"{format_duration(dwell)} each")
 
 
 def _condition(op: str | None, threshold: float, for_: float) -> str:
@@ -152,6 +181,8 @@ def plan_lines(summary: RunSummary) -> list[str]:
     # The names carry their units (latency_p95_ms, error_rate_percent).
     lines += _columns([[b.name, f"mean {_number(b.mean)}", f"p95 {_number(b.p95)}"]
                        for b in plan.baseline]) or ["  no data"]
+    if plan.search:
+        lines += ["", f"breaking point: {plan.search}"]
     lines += ["", "leftovers of earlier runs (a real run reverts them first):"]
     lines += [f"  {leftover}" for leftover in plan.leftovers] or ["  none"]
     return lines

@@ -1,6 +1,6 @@
 """The postmortem's breaking point: the search's bracket, its probes and what broke first,
 rebuilt from the journal (pure). How it compares with the scenario's previous run is added by
-the learn phase, which reads the history (``report.trend``)."""
+the learn phase, which reads the history (``report.search.trend``)."""
 
 from __future__ import annotations
 
@@ -91,6 +91,8 @@ class BreakingPoint:
     #: Expected signals that did not hold there.
     signals_broken: tuple[str, ...] = ()
     trend: Trend | None = None
+    #: Where the service may break: the bracket, widened to conflicting values if any.
+    span: Bracket | None = None
 
     @property
     def monotone(self) -> bool:
@@ -113,9 +115,12 @@ class SearchSkipped:
 def breaking_point(events: Sequence[Event]) -> BreakingPoint | SearchSkipped | None:
     """The run's search from its journal; None when it asked for none."""
     started = next((e for e in events if isinstance(e, SearchStartedEvent)), None)
+    skipped = next((e for e in events if isinstance(e, SearchSkippedEvent)), None)
+    if skipped is not None and not any(isinstance(e, ProbeStartedEvent) for e in events):
+        # Planned, then given up before its first probe (the broken step would not go away).
+        return SearchSkipped(skipped.reason)
     if started is None:
-        skipped = next((e for e in events if isinstance(e, SearchSkippedEvent)), None)
-        return SearchSkipped(skipped.reason) if skipped else None
+        return None
     axis = Axis(started.field, started.unit, started.worse_up, started.integer)
     ended = next((e for e in events if isinstance(e, SearchEndedEvent)), None)
     probes = _probes(events, axis)
@@ -131,7 +136,14 @@ def breaking_point(events: Sequence[Event]) -> BreakingPoint | SearchSkipped | N
         stopped=ended.stopped if ended else "the run ended during the search",
         confirmed=ended.confirmed if ended else False,
         conflict=ended.conflict if ended else None, first_broke=guard,
-        signals_broken=signals)
+        signals_broken=signals, span=_span(ended))
+
+
+def _span(ended: SearchEndedEvent | None) -> Bracket | None:
+    if ended is None:
+        return None
+    return Bracket(ended.held if ended.span_held is None else ended.span_held,
+                   ended.broken if ended.span_broken is None else ended.span_broken)
 
 
 def _probes(events: Sequence[Event], axis: Axis) -> tuple[ProbeRow, ...]:

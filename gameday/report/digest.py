@@ -14,7 +14,8 @@ MAX_LEARNINGS = 3
 
 
 class ReportDigest(BaseModel):
-    """What chat says about a finished run: outcome, reach, what stopped it, learnings."""
+    """What chat says about a finished run: outcome, reach, what stopped it, the breaking
+    point, learnings."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -34,16 +35,27 @@ class ReportDigest(BaseModel):
     faults_may_remain: bool = False
     learnings: tuple[str, ...] = ()
     run_url: str | None = None
+    #: The search's bracket as the postmortem words it (``holds at 178 ms, breaks at 190 ms``,
+    #: flagged when not monotone or not confirmed); None when no search ran.
+    breaking_point: str | None = None
+    #: How the bracket compares with the scenario's previous run, if it was compared.
+    trend: str | None = None
+    #: Whether that comparison found the breaking point fell.
+    regression: bool = False
 
 
 def digest(report: GameDayReport) -> ReportDigest:
     """The digest of ``report``: the postmortem's own figures and its first learnings."""
     stopped = next((s.stopped_by for s in report.steps if s.held is False and s.stopped_by),
                    None)
+    search = report.search
+    trend = search.trend if search else None
     return ReportDigest(
         run=report.run, scenario=report.scenario, environment=report.environment,
         outcome=report.outcome, outcome_text=report.outcome_text, headline=report.headline,
         summary=report.summary, highest_held=report.highest_held,
         first_broken=report.first_broken, planned_steps=report.planned_steps,
         stopped_by=stopped, faults_may_remain=report.faults_may_remain,
-        learnings=report.learnings[:MAX_LEARNINGS], run_url=report.run_url)
+        learnings=report.learnings[:MAX_LEARNINGS], run_url=report.run_url,
+        breaking_point=search.text if search else None,
+        trend=trend.text if trend else None, regression=trend.regression if trend else False)

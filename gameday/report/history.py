@@ -15,12 +15,50 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gameday.load import catalog_root
 from gameday.report.model import GameDayReport
+from gameday.search_events import Axis, Bracket
 
 
 def history_dir(catalog: Path | None = None) -> Path:
     """``$GAMEDAY_HISTORY``, else ``history/`` in the catalog (see ``catalog_root``)."""
     env = os.environ.get("GAMEDAY_HISTORY")
     return Path(env) if env else catalog_root(catalog) / "history"
+
+
+class FoundBracket(BaseModel):
+    """The breaking point a run's search bracketed, with what it takes to compare it later."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    field: str = Field(description="the magnitude searched, e.g. ms, probability, kbps")
+    unit: str
+    worse_up: bool = Field(True, description="a larger value is more severe (not bandwidth)")
+    integer: bool = False
+    held: float
+    broken: float
+    text: str = Field(description="e.g. holds at 178 ms, breaks at 190 ms")
+    monotone: bool = Field(True, description="no held value was as severe as a broken one")
+    confirmed: bool = False
+    #: Brackets found under different guards measure different things: they do not compare.
+    guards_hash: str
+    #: Where the service may break: the bracket widened to conflicting values when the search
+    #: was not monotone (None: the bracket itself).
+    span_held: float | None = None
+    span_broken: float | None = None
+
+    @property
+    def span(self) -> Bracket:
+        """The zone comparisons use: the bracket, widened where the probes disagreed."""
+        return Bracket(self.held if self.span_held is None else self.span_held,
+                       self.broken if self.span_broken is None else self.span_broken)
+
+    @property
+    def axis(self) -> Axis:
+        """The magnitude and which way is worse."""
+        return Axis(self.field, self.unit, self.worse_up, self.integer)
+
+    @property
+    def bracket(self) -> Bracket:
+        """The held and the broken end."""
+        return Bracket(self.held, self.broken)
 
 
 class Finding(BaseModel):
@@ -40,6 +78,8 @@ class Finding(BaseModel):
     requester: str = ""
     learnings: int = Field(0, description="how many learnings the postmortem suggests")
     postmortem: str = Field(description="path of the postmortem")
+    #: Lines written before searches existed have none; so does a run whose search did not end.
+    breaking_point: FoundBracket | None = None
 
     @property
     def line(self) -> str:
@@ -60,6 +100,21 @@ def shown_path(path: Path) -> str:
         return str(path)
 
 
+def found_bracket(report: GameDayReport) -> FoundBracket | None:
+    """The bracket ``report``'s search ended with; None without a search or an end."""
+    search = report.search
+    if search is None or search.bracket is None:
+        return None
+    axis = search.axis
+    return FoundBracket(field=axis.field, unit=axis.unit, worse_up=axis.worse_up,
+                        integer=axis.integer, held=search.bracket.held,
+                        broken=search.bracket.broken, text=search.text,
+                        monotone=search.monotone, confirmed=search.confirmed,
+                        guards_hash=search.guards_hash,
+                        span_held=search.span.held if search.span else None,
+                        span_broken=search.span.broken if search.span else None)
+
+
 def finding(report: GameDayReport, postmortem: Path) -> Finding:
     """The finding of ``report``, whose markdown is at ``postmortem``."""
     started = report.started or report.ended or 0.0
@@ -70,7 +125,7 @@ def finding(report: GameDayReport, postmortem: Path) -> Finding:
         first_broken=report.first_broken, planned_steps=report.planned_steps,
         guard=report.guards_fired[0].guard if report.guards_fired else None,
         requester=report.requester, learnings=len(report.learnings),
-        postmortem=shown_path(postmortem))
+        postmortem=shown_path(postmortem), breaking_point=found_bracket(report))
 
 
 def read_findings(scenario: str, folder: Path | None = None) -> list[Finding]:

@@ -140,8 +140,8 @@ def render_markdown(report: GameDayReport, *, images: Collection[str] = (),
 
 
 def write_report(report: GameDayReport, out_dir: Path, charts: bool = True) -> Path:
-    """Draw the charts and the faulted trace's waterfall (unless told not to) and render
-    ``out_dir/postmortem.md``; return the markdown's path.
+    """Draw the charts, the faulted trace's waterfall and the breaking-point search's probes
+    (unless told not to) and render ``out_dir/postmortem.md``; return the markdown's path.
 
     Without matplotlib the postmortem is still written, naming its charts by link only.
     """
@@ -149,6 +149,7 @@ def write_report(report: GameDayReport, out_dir: Path, charts: bool = True) -> P
     drawn: list[str] = []
     if charts:
         try:
+            from gameday.report.breaking_chart import BREAKING_IMAGE, write_breaking_chart
             from gameday.report.charts import write_charts
             from gameday.report.trace_chart import write_trace_chart
 
@@ -158,6 +159,10 @@ def write_report(report: GameDayReport, out_dir: Path, charts: bool = True) -> P
                 step = f", step {story.severity}" if story.severity is not None else ""
                 write_trace_chart(story, out_dir, f"{report.scenario}{step}")
                 drawn.append(TRACE_IMAGE)
+            search = report.search
+            if search is not None and search.probes:
+                write_breaking_chart(search, out_dir, report.scenario)
+                drawn.append(BREAKING_IMAGE)
         except ConfigError:
             drawn = []
     path = out_dir / "postmortem.md"

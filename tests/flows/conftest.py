@@ -50,6 +50,11 @@ SCENARIOS: list[dict[str, Any]] = [
      "fault": {"kind": "latency", "ms": 20}, "guards": {"error_rate_percent": "> 50 for 2s"},
      "trigger": {"min_load": {"query": 'sum(rate(service_requests_total{service="{service}"}'
                                        '[{window}]))', "at_least": 100000}}},
+    # 260 ms breaks user-service's 200 ms auth timeout; the first probe, at 140 ms, holds its
+    # minute: long enough to stop the run in the middle of it.
+    {"name": "search-hold", "steps": [{"ms": 20, "dwell": "3s"}, {"ms": 260, "dwell": "20s"}],
+     "ttl_margin": "2s", "fault": {"kind": "latency", "ms": 20}, "guards": GUARD,
+     "search": {"resolution": "100ms", "dwell": "60s"}},
     {"name": "ttl-overflow", "steps": [{"ms": 20, "dwell": "3s"}, {"ms": 30, "dwell": "2h"}],
      "max_duration": "3h", "fault": {"kind": "latency", "ms": 20},
      "guards": {"error_rate_percent": "> 50 for 2s"}},
@@ -124,12 +129,14 @@ class Bench:
         return {p.parent.name: read_journal(p)
                 for p in (self.state / "runs").glob("*/journal.jsonl")}
 
-    def wait_for_rule(self, scenario: str, timeout: float = 60.0, admin: str | None = None
-                      ) -> dict[str, Any]:
-        """The first rule of ``scenario`` to appear on the auth proxy (or at ``admin``)."""
+    def wait_for_rule(self, scenario: str, timeout: float = 60.0, admin: str | None = None,
+                      step: int | None = None) -> dict[str, Any]:
+        """The first rule of ``scenario`` (of its step label ``step``, if given) to appear on
+        the auth proxy (or at ``admin``)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            found = [r for r in self.rules(admin=admin) if r["labels"]["scenario"] == scenario]
+            found = [r for r in self.rules(admin=admin) if r["labels"]["scenario"] == scenario
+                     and (step is None or r["labels"]["step"] == step)]
             if found:
                 return found[0]
             time.sleep(0.1)

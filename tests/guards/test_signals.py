@@ -108,6 +108,18 @@ def test_recovered_follows_the_signals_direction() -> None:
     assert recovered(rate, 80.0, base, 25) and not recovered(rate, 70.0, base, 25)
 
 
+def test_recovered_counts_what_the_baseline_itself_reached() -> None:
+    """A noisy baseline (mean 60, p95 81): 80 ms is no sign of an unrecovered service (mean
+    + 25 % is only 75), 90 ms is; for a higher-is-better signal, the baseline's minimum is the
+    floor."""
+    base = summarize([40.0, 50.0, 55.0, 60.0, 60.0, 62.0, 65.0, 70.0, 90.0, 48.0])
+    assert base is not None and base.mean == 60 and 80 < base.p95 < 90
+    latency = signal("p95", "<= 350")
+    assert recovered(latency, 80.0, base, 25) and not recovered(latency, 90.0, base, 25)
+    rate = signal("rps", ">= 1")
+    assert recovered(rate, 40.0, base, 25) and not recovered(rate, 39.0, base, 25)
+
+
 def test_recovered_from_zero_baseline_uses_the_threshold_as_scale() -> None:
     """With a zero baseline the tolerance is a share of the signal's threshold."""
     zero = summarize([0.0])
