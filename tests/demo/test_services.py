@@ -221,7 +221,7 @@ def test_killed_database_connections_are_replaced(backends: Backends) -> None:
                 request = asyncio.create_task(case.user("20"))
                 await eventually(lambda: db.fetchval(
                     "SELECT count(*) > 0 FROM pg_stat_activity WHERE datname = 'profiles' "
-                    "AND wait_event_type = 'Lock'"))
+                    "AND wait_event_type = 'Lock'"), timeout=30.0)
                 # Only the waiting one: the pool's other connections stay good for the retry.
                 assert len(await db.fetch(KILL + " AND wait_event_type = 'Lock'")) == 1
             response = await request
