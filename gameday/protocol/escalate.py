@@ -205,6 +205,15 @@ async def run_step(ctx: RunContext, severity: int) -> StepRun:
                    handle=held.handle)
 
 
+async def revert_fault(ctx: RunContext, handle: Handle) -> None:
+    """Stop renewing one applied fault, revert it at its driver and journal that it is gone
+    (a driver that fails raises ``DriverError``)."""
+    ctx.leases.release(handle)
+    await asyncio.to_thread(ctx.driver.revert, handle)
+    ctx.journal.write(FaultRevertedEvent(driver=handle.driver, endpoint=handle.endpoint,
+                                         labels=handle.labels, handle=handle))
+
+
 async def escalate(ctx: RunContext) -> Escalation:
     """Climb the planned steps; stop at the first that does not hold."""
     steps: list[StepRun] = []
@@ -214,11 +223,7 @@ async def escalate(ctx: RunContext) -> Escalation:
         if step.held:
             if step.handle is not None and severity != ctx.severities[-1]:
                 # The next step replaces this one; faults must not stack.
-                ctx.leases.release(step.handle)
-                await asyncio.to_thread(ctx.driver.revert, step.handle)
-                ctx.journal.write(FaultRevertedEvent(
-                    driver=step.handle.driver, endpoint=step.handle.endpoint,
-                    labels=step.handle.labels, handle=step.handle))
+                await revert_fault(ctx, step.handle)
             continue
         if step.hold is not None and step.hold.verdict is not None:
             verdict = step.hold.verdict

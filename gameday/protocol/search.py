@@ -22,13 +22,19 @@ from gameday.errors import DriverError
 from gameday.faults import FAULT_KINDS, with_overrides
 from gameday.guards import HoldResult
 from gameday.guards.queries import guard_window, guards_hash
-from gameday.journal import FaultRevertedEvent
 from gameday.models import QUANTITIES, Search
 from gameday.notes import FaultVanishedNote
 from gameday.notify import ProbeNotice, SearchNotice
 from gameday.protocol.bisect import Judgement, Plan, Result, bisect
 from gameday.protocol.context import RunContext
-from gameday.protocol.escalate import Escalation, StepRun, hold_fault, lease_lapsed, recorder
+from gameday.protocol.escalate import (
+    Escalation,
+    StepRun,
+    hold_fault,
+    lease_lapsed,
+    recorder,
+    revert_fault,
+)
 from gameday.protocol.rollback import wait_recovery
 from gameday.records import FaultSpec, Handle, Labels
 from gameday.search_events import (
@@ -259,13 +265,10 @@ def _probe_fault(ctx: RunContext, severity: int, axis: Axis, value: float) -> An
 async def _revert(ctx: RunContext, handle: Handle) -> str | None:
     """Revert one fault and check at its driver that nothing of the run is left; the problem
     in words when either fails (a fault that cannot be checked is not gone)."""
-    ctx.leases.release(handle)
     try:
-        await asyncio.to_thread(ctx.driver.revert, handle)
+        await revert_fault(ctx, handle)
     except DriverError as exc:
         return f"reverting {handle.fault} failed: {exc}"
-    ctx.journal.write(FaultRevertedEvent(driver=handle.driver, endpoint=handle.endpoint,
-                                         labels=handle.labels, handle=handle))
     try:
         left = await asyncio.to_thread(ctx.driver.active, ctx.run)
     except DriverError as exc:
