@@ -38,6 +38,7 @@ from gameday.paths import journal_path
 from gameday.protocol.checks import Request
 from gameday.protocol.context import RunContext
 from gameday.protocol.escalate import Escalation
+from gameday.protocol.incidents import settle_time
 from gameday.protocol.learn import learn, summary_notice, write_postmortem
 from gameday.protocol.outcome import Outcome, decide
 from gameday.protocol.prepare import open_run
@@ -258,7 +259,8 @@ async def _run_ladder(ctx: RunContext, stop: Stop) -> RunSummary | State[Any]:
     finally:
         # Renewing stops first: a fault the rollback cannot reach still ends within its lease.
         ctx.leases.stop()
-        rollback = revert_run(ctx.run, ctx.environment, journal=ctx.journal)
+        rollback = revert_run(ctx.run, ctx.environment, journal=ctx.journal,
+                              settle=settle_time(ctx))
         _announce_rollback(ctx, rollback)
         # A stop asked for while we reverted reaches its handler now: under stop_signals it
         # is recorded (stop.requested), else it ends the process as it would have.
@@ -354,7 +356,9 @@ def _refused(run: str, request: Request, reason: str) -> State[Any]:
 def _announce_rollback(ctx: RunContext, rollback: RollbackResult) -> None:
     if rollback.clean:
         ctx.notify(RollbackNotice(run=ctx.run, text=f"rollback done in {rollback.seconds:.2f}s: "
-                                  f"{len(rollback.reverted)} fault(s) reverted, none active",
+                                  f"{len(rollback.reverted)} fault(s) reverted, none active"
+                                  + (f"; {len(rollback.silences)} silence(s) deleted"
+                                     if rollback.silences else ""),
                                   seconds=rollback.seconds, reverted=len(rollback.reverted)))
     else:
         problems = (*rollback.failed, *rollback.remaining)

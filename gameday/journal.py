@@ -22,6 +22,13 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from gameday.alert_events import (
+    AlertSeenEvent,
+    BudgetEvent,
+    SilenceCreatedEvent,
+    SilenceDeletedEvent,
+    SilenceRenewedEvent,
+)
 from gameday.errors import JournalError
 from gameday.guards.hold import HoldResult, Recorder
 from gameday.guards.queries import GuardQuery
@@ -199,7 +206,8 @@ Event = Annotated[
     | FaultRevertedEvent | RevertFailedEvent | GuardSampleEvent | HoldEndedEvent
     | SignalsJudgedEvent | RecoveryEvent | NotificationDroppedEvent | RunEndedEvent
     | SearchStartedEvent | ProbeStartedEvent | ProbeEndedEvent | ProbeJudgedEvent
-    | SearchEndedEvent | SearchSkippedEvent | Note,
+    | SearchEndedEvent | SearchSkippedEvent | SilenceCreatedEvent | SilenceRenewedEvent
+    | SilenceDeletedEvent | AlertSeenEvent | BudgetEvent | Note,
     Field(discriminator="event"),
 ]
 _EVENT: TypeAdapter[Event] = TypeAdapter(Event)

@@ -43,6 +43,9 @@ class Sample:
     value: float | None = None
     sample_time: float | None = None
     error: str | None = None
+    #: What a breach means in words, when the sampler knows better than "value op threshold"
+    #: (the incident guard names the alerts).
+    note: str | None = None
 
     def __post_init__(self) -> None:
         if self.error is not None and self.value is not None:
@@ -135,6 +138,8 @@ def judge(name: str, guard: Guard, samples: Sequence[Sample], *, stale_after: fl
             held = _stamp(last) - _stamp(samples[start])
             shown = f"{_num(last.value)} {guard.op} {guard.threshold:g}"
             if held + tolerance >= guard.for_:
+                if last.note:
+                    return verdict("breached", last.value, f"breached: {last.note}")
                 kept = f" for {held:.1f}s" if guard.for_ else ""
                 return verdict("breached", last.value, f"breached: {shown}{kept} ({rule})")
             return verdict("met", last.value, f"pending: {shown} for {held:.1f}s of "

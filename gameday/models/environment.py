@@ -5,8 +5,10 @@ from __future__ import annotations
 from pydantic import Field, field_validator
 
 from gameday.faults import Strict
+from gameday.models.alerts import AlertmanagerSettings
 from gameday.models.common import Slug
 from gameday.models.secret_refs import SecretField
+from gameday.models.slo import SLO
 from gameday.models.targets import Endpoint, Target
 from gameday.units import Duration
 
@@ -90,6 +92,10 @@ class Environment(Strict):
                           "frozen run); default max(3s, 3 × guard_interval); 1s to 10m")
     notify: Notify = Field(default_factory=Notify)
     tracing: TracingSettings = Field(default_factory=TracingSettings)
+    alertmanager: AlertmanagerSettings | None = Field(
+        None, description="gate runs on incidents, silence what a scenario expects")
+    slo: SLO | None = Field(None, description="the error budget every scenario here keeps "
+                                              "(a scenario's own slo replaces it)")
 
     @field_validator("allowed_namespaces")
     @classmethod

@@ -17,9 +17,11 @@ from gameday.faults import (
     protocol_problems,
     with_overrides,
 )
+from gameday.models.alerts import RESERVED_GUARDS, ExpectedAlert
 from gameday.models.common import Slug, located
 from gameday.models.search import QUANTITIES, Search
 from gameday.models.signals import GuardMap, SignalMap
+from gameday.models.slo import SLO
 from gameday.models.targets import Target
 from gameday.models.trigger import Trigger
 from gameday.units import Duration
@@ -97,9 +99,19 @@ class Scenario(Strict):
     rollback: Rollback = Field(default_factory=Rollback)
     search: Search | None = Field(
         None, description="after a guard breach, bisect for the breaking point")
+    expected_alerts: list[ExpectedAlert] = Field(
+        default_factory=list, description="alerts this scenario is designed to raise: "
+        "silenced while it runs, and not an incident")
+    slo: SLO | None = Field(None, description="the error budget this scenario keeps; "
+                                              "replaces the environment's")
 
     @model_validator(mode="after")
     def _ladder(self) -> Scenario:
+        for name in self.guards:
+            if name in RESERVED_GUARDS:
+                raise located(("guards", name),
+                              f"{name!r} is a guard the kit adds itself; name yours otherwise "
+                              f"(reserved: {', '.join(RESERVED_GUARDS)})")
         faults = []
         for index, step in enumerate(self.steps):
             kind = step.kind or self.fault.kind

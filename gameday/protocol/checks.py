@@ -8,6 +8,7 @@ from datetime import datetime
 from pydantic import ValidationError
 
 from gameday.models import Environment, Mission, Scenario, Search
+from gameday.models.slo import SLO
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,11 @@ class Request:
         if self.scenario.search is not None:
             return self.scenario.search
         return Search() if self.find_breaking_point else None
+
+    @property
+    def slo(self) -> SLO | None:
+        """The error budget this run keeps: the scenario's SLO, else the environment's."""
+        return self.scenario.slo or self.environment.slo
 
 
 def refusals(request: Request, now: datetime) -> list[str]:
@@ -66,6 +72,11 @@ def refusals(request: Request, now: datetime) -> list[str]:
                        f"{window.timezone})")
     if request.mission is not None and not request.mission.enable:
         reasons.append("the mission is disabled (enable: false)")
+    if scenario.expected_alerts and env.alertmanager is None:
+        names = ", ".join(a.alertname for a in scenario.expected_alerts)
+        reasons.append(f"scenario {scenario.name!r} expects alerts ({names}) and environment "
+                       f"{env.name!r} names no alertmanager to silence them: on-call would be "
+                       "paged for them; add alertmanager: {url: …} to the environment")
     if request.max_severity is not None and not 1 <= request.max_severity <= scenario.max_severity:
         reasons.append(f"max severity {request.max_severity} is outside the ladder "
                        f"(allowed: 1..{scenario.max_severity})")

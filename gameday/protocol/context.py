@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from gameday.drivers.base import Driver
-from gameday.guards import GuardQuery, Prometheus, SignalQuery, Window
+from gameday.guards import GuardQuery, Prometheus, Sampler, SignalQuery, Window
 from gameday.journal import Journal
 from gameday.models import Endpoint, Environment, Scenario
 from gameday.notify import Notice, Notifier
@@ -51,6 +51,9 @@ class RunContext:
     preflight: dict[str, float | None] = field(default_factory=dict)
     #: Receives one line per round of guard samples (live progress for a terminal).
     progress: Callable[[str], None] | None = None
+    #: Samples the guards: the Prometheus shell, or one that asks Alertmanager for the
+    #: incident guard and Prometheus for the rest.
+    sampler: Sampler | None = None
     #: Renews the leases of the run's applied faults (its own thread).
     leases: LeaseKeeper = field(init=False)
 
@@ -66,6 +69,11 @@ class RunContext:
     def environment(self) -> Environment:
         """The environment it runs in."""
         return self.request.environment
+
+    @property
+    def guard_sampler(self) -> Sampler:
+        """What samples this run's guards."""
+        return self.sampler if self.sampler is not None else self.prometheus
 
     def spec(self, severity: int) -> FaultSpec:
         """What step ``severity`` injects, labelled with this run."""
@@ -83,6 +91,9 @@ class RunContext:
         self.leases.stop()
         self.notifier.close(timeout=5.0)
         self.prometheus.close()
+        reader = getattr(self.sampler, "reader", None)
+        if reader is not None:
+            reader.close()
         if self.lock is not None:
             self.lock.release()
         close = getattr(self.driver, "close", None)

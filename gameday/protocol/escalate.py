@@ -146,7 +146,7 @@ async def hold_fault(ctx: RunContext, spec: FaultSpec, dwell: float, ttl: float,
     ctx.journal.write(FaultAppliedEvent(handle=handle))
     applied(handle)
     guards = asyncio.create_task(hold(
-        dwell, ctx.guards, env.guard_interval, sampler=ctx.prometheus,
+        dwell, ctx.guards, env.guard_interval, sampler=ctx.guard_sampler,
         stale_after=stale_bound(env.prometheus.scrape_interval),
         scrape_interval=env.prometheus.scrape_interval, record=record))
     watcher = asyncio.create_task(watch_fault(ctx, handle, env.guard_interval))

@@ -36,6 +36,7 @@ from gameday.journal import (
     RunEndedEvent,
 )
 from gameday.models import Endpoint, Environment, SignalTemplate, render_query
+from gameday.models.alerts import AlertmanagerSettings
 from gameday.notes import (
     LockNote,
     PreflightFailedNote,
@@ -52,6 +53,7 @@ from gameday.notify import (
     Sink,
     StartNotice,
     SweepNotice,
+    run_url,
     sinks_for,
 )
 from gameday.paths import journal_path
@@ -104,13 +106,31 @@ def open_run(run: str, request: Request, templates: Mapping[str, SignalTemplate]
     except GameDayError:
         journal.close()
         raise
-    return RunContext(
-        run=run, request=request, severities=severities(request),
-        guards=resolve_guards(scenario, templates, environment),
+    guards = resolve_guards(scenario, templates, environment)
+    if request.slo is not None:
+        from gameday.protocol.budget import budget_guards
+
+        guards += budget_guards(request.slo)
+    ctx = RunContext(
+        run=run, request=request, severities=severities(request), guards=guards,
         signals=resolve_signals(scenario, templates, environment),
         metrics=metrics, endpoint=endpoint, driver=driver, journal=journal,
         notifier=Notifier(sinks, on_drop=dropped), prometheus=prometheus,
         requester=request.requester or "unknown")
+    if environment.alertmanager is not None:
+        _watch_alerts(ctx, environment.alertmanager)
+    return ctx
+
+
+def _watch_alerts(ctx: RunContext, settings: AlertmanagerSettings) -> None:
+    """Add the incident guard, sampled from Alertmanager, to the run's guards."""
+    from gameday.guards.alertmanager import AlertReader, AlertSampler, incident_guard
+    from gameday.protocol.incidents import watcher
+
+    expected = ctx.scenario.expected_alerts
+    ctx.guards.append(incident_guard(settings))
+    ctx.sampler = AlertSampler(AlertReader(settings), expected, ctx.prometheus,
+                               watch=watcher(ctx, settings, expected))
 
 
 def take_lock(ctx: RunContext, wait: float = 0.0) -> None:
@@ -195,10 +215,16 @@ def sweep(ctx: RunContext) -> list[Handle]:
                                                  labels=labels, handle=handle))
             ctx.journal.write(SweptNote(message=f"reverted {handle.fault} left by run "
                                         f"{labels.run}", run=labels.run))
+    from gameday.protocol.incidents import sweep_dead_silences
+
+    silences = sweep_dead_silences(ctx)
     ctx.swept = [f"{h.fault} (run {h.labels.run})" for h in swept]
-    if swept:
-        ctx.notify(SweepNotice(run=ctx.run, text=f"reverted {len(swept)} leftover fault(s) of "
-                               "earlier runs", count=len(swept)))
+    ctx.swept += [f"silence {id}" for id in silences]
+    if swept or silences:
+        what = f"reverted {len(swept)} leftover fault(s)" + (
+            f" and deleted {len(silences)} silence(s)" if silences else "")
+        ctx.notify(SweepNotice(run=ctx.run, text=f"{what} of earlier runs",
+                               count=len(swept) + len(silences)))
     return swept
 
 
@@ -225,7 +251,7 @@ async def preflight(ctx: RunContext) -> None:
     problems: list[str] = []
     stale_after = stale_bound(ctx.environment.prometheus.scrape_interval)
     await _reachable(ctx)
-    samples = await asyncio.gather(*(ctx.prometheus.sample(g) for g in ctx.guards))
+    samples = await asyncio.gather(*(ctx.guard_sampler.sample(g) for g in ctx.guards))
     ctx.preflight = {g.name: s.value for g, s in zip(ctx.guards, samples, strict=True)}
     for guard, sample in zip(ctx.guards, samples, strict=True):
         if sample.error:
@@ -342,10 +368,17 @@ async def prepare(ctx: RunContext, lock_wait: float = 0.0, dry_run: bool = False
     else:
         take_lock(ctx, wait=lock_wait)
         await asyncio.to_thread(sweep, ctx)
+    from gameday.protocol.budget import check_budget
+    from gameday.protocol.incidents import check_incidents, open_silences
+
+    await check_incidents(ctx)
+    await check_budget(ctx)
     await check_min_load(ctx)
     await preflight(ctx)
     await measure_baseline(ctx)
     if not dry_run:
+        # Last: once created, only rollback removes them, and nothing after this refuses.
+        await asyncio.to_thread(open_silences, ctx, run_url(ctx.environment, ctx.run))
         ctx.notify(start_notice(ctx))
     return ctx
 

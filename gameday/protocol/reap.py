@@ -133,9 +133,13 @@ def revert_environment(environment: Environment) -> RollbackResult:
                 unchecked.append(problem)
     finally:
         drivers.close()
-    return RollbackResult(run="*", reverted=tuple(reverted), failed=tuple(failed),
-                          remaining=tuple(remaining), seconds=time.monotonic() - started,
-                          unchecked=tuple(unchecked))
+    from gameday.protocol.incidents import sweep_environment_silences
+
+    silences, problems = sweep_environment_silences(environment)
+    failed += problems
+    return RollbackResult(run="*", silences=tuple(silences), reverted=tuple(reverted),
+                          failed=tuple(failed), remaining=tuple(remaining),
+                          seconds=time.monotonic() - started, unchecked=tuple(unchecked))
 
 
 def _revert_labelled(environment: Environment, place: str, driver: Driver,

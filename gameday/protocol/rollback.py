@@ -74,6 +74,8 @@ class RollbackResult:
     deferred_signals: tuple[int, ...] = field(default=())
     #: Places no driver could check; each is also in ``failed`` or ``remaining``, in words.
     unchecked: tuple[Unchecked, ...] = ()
+    #: Ids of the run's Alertmanager silences deleted (one that could not be is in ``failed``).
+    silences: tuple[str, ...] = ()
 
     @property
     def clean(self) -> bool:
@@ -117,8 +119,10 @@ def signals_held() -> Iterator[list[int]]:
 
 
 def revert_run(run: str, environment: Environment, journal: Journal | None = None,
-               path: Path | None = None) -> RollbackResult:
-    """Revert every fault of ``run`` known to its journal or to any driver; verify; journal.
+               path: Path | None = None, settle: float = 0.0) -> RollbackResult:
+    """Revert every fault of ``run`` known to its journal or to any driver; verify; journal;
+    then delete its Alertmanager silences, once the alerts they hold have resolved (waiting
+    ``settle`` seconds at most).
 
     Every place the run faulted (per its journal; without one here, every place of the
     environment) must be checked by a driver, or the run is not clean.
@@ -135,6 +139,7 @@ def revert_run(run: str, environment: Environment, journal: Journal | None = Non
         try:
             events = read_journal(path) if known else None
             result = _revert(run, environment, events, drivers, journal)
+            result = _unsilence(run, environment, events, journal, result, settle)
         finally:
             drivers.close()
             if own:
@@ -213,6 +218,20 @@ def _revert(run: str, environment: Environment, events: list[Event] | None, buil
                                                  labels=left.labels))
     return RollbackResult(run=run, reverted=tuple(reverted), failed=tuple(failed),
                           remaining=tuple(remaining), unchecked=tuple(unchecked))
+
+
+def _unsilence(run: str, environment: Environment, events: list[Event] | None,
+               journal: Journal, result: RollbackResult, settle: float) -> RollbackResult:
+    """Delete the run's silences. One that cannot be deleted hides alerts until its end, so
+    the rollback is not clean (fail closed), and says when it ends by itself."""
+    if environment.alertmanager is None:
+        return result
+    from gameday.protocol.silences import delete_run_silences
+
+    cleanup = delete_run_silences(run, environment.alertmanager, events, journal.write,
+                                  settle=settle)
+    return replace(result, silences=result.silences + cleanup.deleted,
+                   failed=result.failed + cleanup.failed)
 
 
 def _missing(kind: str, place: str, broken: dict[tuple[str, str], str],
