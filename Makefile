@@ -11,7 +11,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 
 $(STAMP): pyproject.toml scripts/install-debs.sh
 	./scripts/install-debs.sh prometheus prometheus-pushgateway redis-server postgresql \
-	  prometheus-postgres-exporter prometheus-redis-exporter
+	  prometheus-postgres-exporter prometheus-redis-exporter prometheus-alertmanager
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[all,dev]'

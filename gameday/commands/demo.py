@@ -30,7 +30,8 @@ def register(subparsers: Any) -> None:
         help="start, inspect and stop the built-in demo stack",
         description="The demo stack: user-service calling auth-service (HTTP), Redis and "
         "PostgreSQL (TCP) through gameday fault proxies, their exporters, a load generator, "
-        "Prometheus and a Prefect server (its state in the same PostgreSQL), all on 127.0.0.1.",
+        "Prometheus, an Alertmanager with a local pager, and a Prefect server (its state in the "
+        "same PostgreSQL), all on 127.0.0.1.",
     )
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--state", type=Path, default=None, metavar="DIR",
@@ -86,6 +87,14 @@ def register(subparsers: Any) -> None:
                          "PREFECT_API_URL): eval \"$(chaosctl demo env)\".")
     env.set_defaults(handler=_env)
 
+    pages = sub.add_parser(
+        "pages", parents=[common], help="what on-call would have been paged with",
+        description="The notifications the demo's Alertmanager sent to its pager, oldest "
+        "first: what on-call would have been paged with. An alert a game day expected is "
+        "silenced while it runs, so it is not among them.")
+    pages.add_argument("--json", action="store_true", help="one JSON object per notification")
+    pages.set_defaults(handler=_pages)
+
 
 def _folder(args: argparse.Namespace) -> Path:
     from gameday.demo.state import default_state_dir
@@ -122,6 +131,9 @@ def _up(args: argparse.Namespace) -> int:
     if state.prefect_api_url:
         print(f"Prefect UI:       {state.url('prefect')}   API: {state.prefect_api_url}")
     print(f"Prometheus:       {state.prometheus_url}")
+    if state.alertmanager_url:
+        print(f"Alertmanager:     {state.alertmanager_url}   pages: chaosctl demo pages"
+              f"{_state_option(args)}")
     print(f"environment file: {state.environment_file}")
     print(f"token:            {state.folder / 'token'} (eval \"$(chaosctl demo env"
           f"{_state_option(args)})\" exports it)")
@@ -216,4 +228,24 @@ def _env(args: argparse.Namespace) -> int:
 
     for name, value in demo_env(_folder(args)).items():
         print(f"export {name}={shlex.quote(value)}")
+    return 0
+
+
+def _pages(args: argparse.Namespace) -> int:
+    from datetime import datetime
+
+    from gameday.demo.pager import read_pages
+
+    found = read_pages(_folder(args))
+    for page in found:
+        if args.json:
+            print(json.dumps({"at": page.at, "receiver": page.receiver, "status": page.status,
+                              "alerts": [{"alertname": a.alertname, "status": a.status,
+                                          "labels": a.labels} for a in page.alerts]}))
+            continue
+        names = ", ".join(sorted({f"{a.alertname} ({a.status})" for a in page.alerts}))
+        when = datetime.fromtimestamp(page.at).strftime("%H:%M:%S")
+        print(f"{when}  {page.status.ljust(8)}  {names}")
+    if not found and not args.json:
+        print(f"no pages in {_folder(args)}")
     return 0

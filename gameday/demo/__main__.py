@@ -91,6 +91,13 @@ def _parser() -> argparse.ArgumentParser:
                       help="user ids drawn uniformly from 1..USERS (default 20000)")
     load.add_argument("--record", type=Path, default=None, metavar="PATH",
                       help="append every sample to this JSONL file")
+    pager = sub.add_parser(
+        "pager", help="Alertmanager's webhook receiver: what on-call would be paged with",
+        description="pager: POST /notify takes Alertmanager's webhook notifications and "
+                    "appends each to the --record file; GET /pages lists them.")
+    pager.add_argument("--port", type=int, required=True, help="port to listen on")
+    pager.add_argument("--record", type=Path, required=True, metavar="PATH",
+                       help="JSONL file the notifications are appended to")
     return parser
 
 
@@ -110,6 +117,10 @@ def _app(args: argparse.Namespace) -> Starlette:
             cache_timeout=args.cache_timeout_ms / 1000, db_pool_size=args.db_pool_size,
             backoff=args.backoff_ms / 1000, breakers=not args.no_breaker)
         return user_app(UserService(options, ServiceMetrics("user-service")))
+    if args.part == "pager":
+        from gameday.demo.pager import pager_app
+
+        return pager_app(args.record)
     from gameday.demo.load import LoadGenerator, load_app
 
     return load_app(LoadGenerator(args.target, args.rate, args.users, record=args.record))

@@ -58,6 +58,9 @@ def document(state: StackState) -> dict[str, Any]:
         ],
         "notify": {"console": True},
     }
+    if state.alertmanager_url:
+        # The default incident matchers (severity page or critical) and silence lease (5m).
+        data["alertmanager"] = {"url": state.alertmanager_url, "labels": {"environment": "demo"}}
     if state.traces:
         data["tracing"] = {"files": state.traces, "exemplars": EXEMPLARS}
     return data

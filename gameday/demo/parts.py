@@ -8,6 +8,7 @@
     prometheus scrapes the services, the proxies (on their admin port), postgres-exporter,
     redis-exporter and the pushgateway, where game days push their run metrics; prefect
     stands beside, its state in its own database of the same PostgreSQL, reached directly.
+    prometheus ─▶ alertmanager ─▶ pager (the alerts' webhook, written to pages.jsonl)
 
 PostgreSQL and Redis start first (stage 0): the services and Prefect connect to them at start.
 Passwords reach a part through its environment, never its command line (``ps`` shows that).
@@ -24,8 +25,9 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gameday.demo import exporters, prometheus, pushgateway, redis_server
+from gameday.demo import alertmanager, exporters, prometheus, pushgateway, redis_server
 from gameday.demo import postgres as pg
+from gameday.demo.pager import PAGES_FILE
 from gameday.demo.prometheus import ScrapeTarget
 from gameday.errors import ConfigError, DemoError
 from gameday.tracing import TRACE_DIR_ENV
@@ -35,7 +37,7 @@ HOST = "127.0.0.1"
 PORT_NAMES = (
     "user-service", "auth-service", "postgres", "redis", "auth-proxy", "auth-proxy-admin",
     "cache-proxy", "cache-proxy-admin", "db-proxy", "db-proxy-admin", "postgres-exporter",
-    "redis-exporter", "loadgen", "pushgateway", "prometheus", "prefect",
+    "redis-exporter", "loadgen", "pushgateway", "prometheus", "alertmanager", "pager", "prefect",
 )
 
 #: The share of the load generator's requests traced (``OTEL_TRACES_SAMPLER_ARG`` of the
@@ -245,6 +247,15 @@ def plan(folder: Path, ports: dict[str, int], token: str, rate: float, with_pref
         "pushgateway", pushgateway.argv(ports["pushgateway"]), {"http": ports["pushgateway"]},
         _url(ports["pushgateway"]), ScrapeTarget("pushgateway", ports["pushgateway"],
                                                  honor_labels=True)))
+    parts.append(PartSpec(
+        "pager", [*python, "pager", "--port", str(ports["pager"]),
+                  "--record", str(folder / PAGES_FILE)],
+        {"http": ports["pager"]}, _url(ports["pager"])))
+    parts.append(PartSpec(
+        "alertmanager",
+        alertmanager.argv(folder / "alertmanager.yml", folder / "alertmanager",
+                          ports["alertmanager"]),
+        {"http": ports["alertmanager"]}, _url(ports["alertmanager"])))
     parts.append(PartSpec(
         "prometheus",
         prometheus.argv(folder / "prometheus.yml", folder / "prometheus", ports["prometheus"]),

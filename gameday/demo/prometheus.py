@@ -17,8 +17,12 @@ import yaml
 from gameday.demo.programs import program
 from gameday.errors import DemoError
 
-#: The checkout's recording rules; the demo runs from a checkout.
+#: The checkout's recording rules and the kit's alerts; the demo runs from a checkout.
 RULES_FILE = Path(__file__).resolve().parents[2] / "deploy" / "prometheus" / "rules.yml"
+#: The demo services' own alerts (the page a catalog scenario is designed to raise).
+DEMO_ALERTS_FILE = RULES_FILE.with_name("demo-alerts.yml")
+#: The label every alert of the demo carries (the demo environment's ``alertmanager.labels``).
+ENVIRONMENT_LABEL = {"environment": "demo"}
 
 
 @dataclass(frozen=True)
@@ -38,14 +42,16 @@ def binary() -> str:
 
 def rules_file() -> Path:
     """The recording rules file, or a ``DemoError`` when the checkout lacks it."""
-    if not RULES_FILE.is_file():
-        raise DemoError(f"recording rules not found at {RULES_FILE}; run the demo from a "
-                        "gameday checkout")
+    for path in (RULES_FILE, DEMO_ALERTS_FILE):
+        if not path.is_file():
+            raise DemoError(f"rules not found at {path}; run the demo from a gameday checkout")
     return RULES_FILE
 
 
-def config(targets: list[ScrapeTarget], rules: Path, token_file: Path) -> dict[str, Any]:
-    """The Prometheus configuration as a mapping."""
+def config(targets: list[ScrapeTarget], rules: Path, token_file: Path,
+           alertmanager_port: int | None = None) -> dict[str, Any]:
+    """The Prometheus configuration as a mapping; alerts go to the Alertmanager on
+    ``alertmanager_port``, each labelled with the demo's environment."""
     jobs: list[dict[str, Any]] = []
     for target in targets:
         job: dict[str, Any] = {
@@ -57,16 +63,24 @@ def config(targets: list[ScrapeTarget], rules: Path, token_file: Path) -> dict[s
         if target.honor_labels:
             job["honor_labels"] = True
         jobs.append(job)
-    return {
-        "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
-        "rule_files": [str(rules)],
+    found: dict[str, Any] = {
+        "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s",
+                   # Sent with every alert (queries never see them): the environment's label.
+                   "external_labels": dict(ENVIRONMENT_LABEL)},
+        "rule_files": [str(rules), str(rules.with_name(DEMO_ALERTS_FILE.name))],
         "scrape_configs": jobs,
     }
+    if alertmanager_port is not None:
+        found["alerting"] = {"alertmanagers": [
+            {"static_configs": [{"targets": [f"127.0.0.1:{alertmanager_port}"]}]}]}
+    return found
 
 
-def write_config(path: Path, targets: list[ScrapeTarget], rules: Path, token_file: Path) -> None:
+def write_config(path: Path, targets: list[ScrapeTarget], rules: Path, token_file: Path,
+                 alertmanager_port: int | None = None) -> None:
     """Write the configuration to ``path``."""
-    text = yaml.safe_dump(config(targets, rules, token_file), sort_keys=False)
+    text = yaml.safe_dump(config(targets, rules, token_file, alertmanager_port),
+                          sort_keys=False)
     path.write_text("# Written by 'chaosctl demo up'; rewritten on every start.\n" + text,
                     encoding="utf-8")
 
@@ -83,6 +97,9 @@ def argv(config_file: Path, data_dir: Path, port: int) -> list[str]:
         # The services' latency buckets carry trace ids (scraped as OpenMetrics): keep them,
         # so /api/v1/query_exemplars links a slow bucket to a trace.
         "--enable-feature=exemplar-storage",
+        # A firing alert is re-sent each second rather than each minute: Alertmanager learns
+        # of it, and of its end, within the demo's one-second rhythm.
+        "--rules.alert.resend-delay=1s",
     ]
 
 

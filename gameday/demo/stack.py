@@ -26,8 +26,9 @@ from pathlib import Path
 import httpx
 
 from gameday import procs
-from gameday.demo import envfile, prometheus, redis_server
+from gameday.demo import alertmanager, envfile, prometheus, redis_server
 from gameday.demo import postgres as pg
+from gameday.demo.pager import PAGES_FILE
 from gameday.demo.parts import (
     AUTH_TIMEOUT,
     HOST,
@@ -238,6 +239,7 @@ def _not_ready(state: StackState, stack: StackPlan, deadline: float) -> list[str
         down = {job: health.get(job, "not yet listed") for job in expected
                 if health.get(job) != "up"}
         waiting += [f"target {job}: {why}" for job, why in sorted(down.items())]
+    waiting += _alerting_not_ready(state)
     if state.prefect:
         try:
             # A starting server may answer 503 (its database busy migrating): wait what it
@@ -248,6 +250,27 @@ def _not_ready(state: StackState, stack: StackPlan, deadline: float) -> list[str
             ok = False
         if not ok:
             waiting.append("prefect API is not answering yet")
+    return waiting
+
+
+def _alerting_not_ready(state: StackState) -> list[str]:
+    """What of the alert path (pager, Alertmanager, Prometheus sending to it) is not ready."""
+    waiting = []
+    for name, path in (("pager", "/health"), ("alertmanager", "/-/ready")):
+        try:
+            ok = httpx.get(state.url(name) + path, timeout=2.0, trust_env=False).is_success
+        except httpx.HTTPError:
+            ok = False
+        if not ok:
+            waiting.append(f"{name} is not answering yet")
+    try:
+        answer = httpx.get(f"{state.prometheus_url}/api/v1/alertmanagers", timeout=2.0,
+                           trust_env=False)
+        active = answer.json()["data"]["activeAlertmanagers"] if answer.is_success else []
+    except (httpx.HTTPError, ValueError, KeyError):
+        active = []
+    if not active:
+        waiting.append("prometheus has not found its alertmanager yet")
     return waiting
 
 
@@ -327,7 +350,7 @@ def up(options: UpOptions) -> StackState:
         rules = prometheus.rules_file()
         needed = [name for name in PORT_NAMES if options.prefect or name != "prefect"]
         ports = _ports(options.ports, needed)
-        for stale in (ENVIRONMENT_FILE, "samples.jsonl"):
+        for stale in (ENVIRONMENT_FILE, "samples.jsonl", PAGES_FILE):
             (folder / stale).unlink(missing_ok=True)
         # Series of an earlier stack would blur this one's baselines.
         shutil.rmtree(folder / "prometheus", ignore_errors=True)
@@ -344,7 +367,9 @@ def up(options: UpOptions) -> StackState:
         stack = plan(folder, ports, token, options.rate, options.prefect, cluster,
                      options.record_samples, traces, options.auth_timeout)
         prometheus.write_config(folder / "prometheus.yml", stack.scrape_targets, rules,
-                                token_file)
+                                token_file, ports["alertmanager"])
+        (folder / "alertmanager").mkdir(exist_ok=True)
+        alertmanager.write_config(folder / "alertmanager.yml", f"http://{HOST}:{ports['pager']}")
         state = StackState(state_dir=str(folder), created=time.time(), prefect=options.prefect,
                            notes=[cluster.moved] if cluster.moved else [],
                            traces=str(traces) if traces is not None else None,

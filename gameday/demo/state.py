@@ -137,6 +137,12 @@ class StackState(BaseModel):
         return found[0] if found else None
 
     @property
+    def alertmanager_url(self) -> str | None:
+        """The demo's Alertmanager (None for a stack recorded before it had one)."""
+        found = [part.url for part in self.parts if part.name == "alertmanager"]
+        return found[0] if found else None
+
+    @property
     def proxy_admin_urls(self) -> dict[str, str]:
         """Admin API of each fault proxy, by the dependency it stands in front of."""
         return {dependency: f"http://127.0.0.1:{self.part(spec.part).ports['admin']}"

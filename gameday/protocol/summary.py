@@ -64,6 +64,8 @@ class DryRunPlan(_Frozen):
     leftovers: tuple[str, ...] = ()
     #: The breaking-point search after a guard breach, in words; None when none is asked.
     search: str | None = None
+    #: The silences a real run would create for its expected alerts, as matchers.
+    silences: tuple[str, ...] = ()
 
 
 class RunSummary(_Frozen):
@@ -132,7 +134,19 @@ def dry_run_plan(ctx: RunContext) -> DryRunPlan:
     baseline = tuple(shown.values())
     return DryRunPlan(steps=steps, guards=guards, baseline=baseline,
                       baseline_seconds=window.end - window.start if window else 0.0,
-                      leftovers=tuple(ctx.swept), search=_search_plan(ctx))
+                      leftovers=tuple(ctx.swept), search=_search_plan(ctx),
+                      silences=_silence_plan(ctx))
+
+
+def _silence_plan(ctx: RunContext) -> tuple[str, ...]:
+    """The matchers of the silences a real run would create."""
+    from gameday.models.alerts import show
+    from gameday.protocol.silences import silence_matchers
+
+    settings = ctx.environment.alertmanager
+    if settings is None or not ctx.scenario.expected_alerts:
+        return ()
+    return tuple(show(m) for m in silence_matchers(settings, ctx.scenario.expected_alerts))
 
 
 def _search_plan(ctx: RunContext) -> str | None:
@@ -183,6 +197,10 @@ def plan_lines(summary: RunSummary) -> list[str]:
                        for b in plan.baseline]) or ["  no data"]
     if plan.search:
         lines += ["", f"breaking point: {plan.search}"]
+    if plan.silences:
+        lines += ["", "silences of the expected alerts (created before the first fault, "
+                  "deleted at rollback):"]
+        lines += [f"  {matchers}" for matchers in plan.silences]
     lines += ["", "leftovers of earlier runs (a real run reverts them first):"]
     lines += [f"  {leftover}" for leftover in plan.leftovers] or ["  none"]
     return lines

@@ -46,3 +46,22 @@ def test_every_alert_has_a_firing_unit_test() -> None:
     assert alerts == {"ChaosFaultOrphaned", "ChaosFaultPastExpiry", "ChaosRunAborted",
                       "ChaosRollbackFailed"}
     assert alerts <= fired, alerts - fired
+
+
+@needs_promtool
+def test_the_demo_alerts_pass_check_and_their_unit_tests() -> None:
+    """demo-alerts.yml is valid, and its page fires at 40 % rejections, not at 20 % nor on
+    timeouts (demo-alerts_test.yml)."""
+    for args in (("check", "rules", "demo-alerts.yml"), ("test", "rules", "demo-alerts_test.yml")):
+        result = _promtool(*args)
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_kits_own_alerts_carry_the_safety_label() -> None:
+    """Every alert of rules.yml carries gameday_safety="true" (game-day silences exclude it);
+    the demo's service alerts do not, so a game day may silence them."""
+    for name, label in (("rules.yml", "true"), ("demo-alerts.yml", None)):
+        rules = yaml.safe_load((RULES / name).read_text())
+        found = {rule["alert"]: rule.get("labels", {}).get("gameday_safety")
+                 for group in rules["groups"] for rule in group["rules"] if "alert" in rule}
+        assert found and set(found.values()) == {label}, (name, found)
