@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -192,3 +193,52 @@ def test_an_alertmanager_that_does_not_answer_is_an_error_sample() -> None:
     found = asyncio.run(sample())
     assert found.error is not None and "not reachable" in found.error
     assert judge(guard.name, guard.guard, [found], stale_after=3).stops
+
+
+def test_the_crash_hooks_rollback_deletes_a_dead_runs_silences(
+        alertmanager: RunningAlertmanager, tmp_path: Path) -> None:
+    """revert_run in another process (the crash hook, chaosctl stop) works from the journal:
+    the journaled silence goes, and so does one created just before the crash, never
+    journaled, found by its tag; another run's stays."""
+    from gameday.journal import Journal, read_journal
+    from gameday.models import Environment
+    from gameday.protocol.rollback import revert_run
+
+    config = settings(alertmanager)
+    environment = Environment.model_validate({
+        "name": "test", "prometheus": {"url": "http://127.0.0.1:9"},
+        "alertmanager": config.model_dump(mode="json")})
+    path = tmp_path / "journal.jsonl"
+    with Journal(path) as journal:
+        keeper = SilenceKeeper(SilenceClient(config), journal.write)
+        (matchers,) = silence_matchers(config, [ExpectedAlert(alertname=unique("Crash"))])
+        journaled = keeper.create(matchers, f"{tag('crashed', 'test')} journaled")
+        keeper._stop.set()  # the process died: nothing renews, nothing deletes
+    client = SilenceClient(config)
+    now = time.time()
+    unjournaled = client.put(matchers, f"{tag('crashed', 'test')} not journaled", now, now + 60)
+    other = client.put(matchers, f"{tag('other-run', 'test')} someone else's", now, now + 60)
+    result = revert_run("crashed", environment, path=path)
+    assert result.clean and set(result.silences) == {journaled, unjournaled}, result
+    states = {i: state_of(alertmanager, i) for i in (journaled, unjournaled, other)}
+    assert states == {journaled: "expired", unjournaled: "expired", other: "active"}
+    deleted = {e.id for e in read_journal(path) if isinstance(e, SilenceDeletedEvent)}
+    assert deleted == {journaled, unjournaled}
+
+
+def test_a_silence_that_cannot_be_deleted_makes_the_rollback_unclean(tmp_path: Path) -> None:
+    from gameday.journal import Journal
+    from gameday.models import Environment
+    from gameday.protocol.rollback import revert_run
+
+    environment = Environment.model_validate({
+        "name": "test", "prometheus": {"url": "http://127.0.0.1:9"},
+        "alertmanager": {"url": "http://127.0.0.1:9", "timeout": "0.5s"}})
+    path = tmp_path / "journal.jsonl"
+    with Journal(path) as journal:
+        journal.write(SilenceCreatedEvent(id="s-1", url="http://127.0.0.1:9", matchers="{}",
+                                          ends_at=time.time() + 300))
+    result = revert_run("gone", environment, path=path)
+    assert not result.clean
+    assert any("silence s-1 could not be deleted" in f and "ends by itself" in f
+               for f in result.failed), result.failed
