@@ -176,6 +176,20 @@ def test_a_firing_page_refuses_a_start(alerts: AlertBench) -> None:
     assert not [e for e in events if isinstance(e, FaultIntentEvent | SilenceCreatedEvent)]
 
 
+def test_an_alertmanager_that_cannot_be_reached_refuses_a_start(alerts: AlertBench) -> None:
+    """A gate that cannot see is closed."""
+    from gameday.procs import free_port
+
+    settings = alerts.stack.environment().alertmanager
+    assert settings is not None
+    away = alerts.environment_file(alertmanager=settings.model_dump(mode="json") | {
+        "url": f"http://127.0.0.1:{free_port()}", "timeout": "1s"})
+    code, out = alerts.run(SCENARIO, env_file=away)
+    assert code == 3, out
+    assert "cannot tell whether an incident is on" in out and "Traceback" not in out, out
+    assert not [e for e in _journal(alerts) if isinstance(e, FaultIntentEvent)]
+
+
 def test_an_unexpected_page_during_a_run_aborts_it(alerts: AlertBench) -> None:
     proc = alerts.start("long-rejections")
     _wait_journal(alerts, FaultAppliedEvent)
