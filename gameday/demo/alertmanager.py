@@ -17,6 +17,9 @@ import yaml
 
 from gameday.demo.programs import program
 
+#: The notifications the pager received, in the stack's folder (``gameday.demo.pager``).
+PAGES_FILE = "pages.jsonl"
+
 
 def binary() -> str:
     """Path of the Alertmanager binary, or a ``DemoError`` saying how to install it."""

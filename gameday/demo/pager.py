@@ -21,10 +21,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from gameday.demo.alertmanager import PAGES_FILE
+
 #: Largest notification kept: Alertmanager's are a few KB; a bigger body is not one of them.
 MAX_BODY = 1024 * 1024
-#: The file in the stack's folder.
-PAGES_FILE = "pages.jsonl"
 
 
 @dataclass(frozen=True)

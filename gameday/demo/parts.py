@@ -27,7 +27,7 @@ from pathlib import Path
 
 from gameday.demo import alertmanager, exporters, prometheus, pushgateway, redis_server
 from gameday.demo import postgres as pg
-from gameday.demo.pager import PAGES_FILE
+from gameday.demo.alertmanager import PAGES_FILE
 from gameday.demo.prometheus import ScrapeTarget
 from gameday.errors import ConfigError, DemoError
 from gameday.tracing import TRACE_DIR_ENV

@@ -28,7 +28,7 @@ import httpx
 from gameday import procs
 from gameday.demo import alertmanager, envfile, prometheus, redis_server
 from gameday.demo import postgres as pg
-from gameday.demo.pager import PAGES_FILE
+from gameday.demo.alertmanager import PAGES_FILE
 from gameday.demo.parts import (
     AUTH_TIMEOUT,
     HOST,

@@ -143,6 +143,7 @@ def alerts(demo_stack: DemoStack, tmp_path: Path) -> Iterator[AlertBench]:
         bench.post_alert(name, ends_in=0, **PAGE_LABELS)
     demo_stack.clear_faults()
     bench.wait_quiet()
+    demo_stack.wait_calm()  # the next test's preflight must not find its guards breached
 
 
 def _raise_page(bench: AlertBench) -> str:

@@ -85,6 +85,8 @@ def test_json_goes_alone_to_stdout(bench: Bench) -> None:
     steps = summary["plan"]["steps"]
     assert [(s["severity"], s["fault"], s["dwell"]) for s in steps] == [
         (1, "latency 20ms", 3.0), (2, "latency 40ms", 3.0)]
-    (guard,) = summary["plan"]["guards"]
+    # The scenario's guard, and the incident guard the demo's Alertmanager adds.
+    guard, incident = summary["plan"]["guards"]
     assert guard["name"] == "error_rate_percent" and isinstance(guard["preflight"], float)
+    assert incident["name"] == "incident" and incident["preflight"] == 0.0
     assert "game day quick-pass in demo" in err

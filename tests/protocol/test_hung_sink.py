@@ -38,6 +38,7 @@ class HangingSink:
 
 def one_step(stack: DemoStack, sinks: list[HangingSink]) -> float:
     """Run a one-step ladder and return how long its rollback took."""
+    stack.wait_calm()  # an earlier test's errors would breach the guard at preflight
     catalog = load_default(REPO / "catalog")
     data = catalog.scenario("auth-latency-ladder").model_dump(by_alias=True)
     scenario = Scenario.model_validate(data | {"steps": [{"ms": 50, "dwell": "2s"}]})
