@@ -35,6 +35,7 @@ from gameday.load import load_default, load_mission
 from gameday.notes import CancelledNote, ErrorNote
 from gameday.notify import RecoveryNotice, RollbackFailedNotice, RollbackNotice
 from gameday.paths import journal_path
+from gameday.protocol.budget import measure_budget
 from gameday.protocol.checks import Request
 from gameday.protocol.context import RunContext
 from gameday.protocol.escalate import Escalation
@@ -280,6 +281,7 @@ async def _run_ladder(ctx: RunContext, stop: Stop) -> RunSummary | State[Any]:
         run=ctx.run, text=f"recovered in {seconds:.1f}s" if back
         else "signals did not return to the baseline in time",
         level="info" if back else "warning", recovered=back, seconds=seconds))
+    await _budget_after(ctx)
     assert escalation is not None
     observation = await observe_phase(ctx, escalation, searched)
     if isinstance(observation, State) or stop.requested:
@@ -292,6 +294,17 @@ async def _run_ladder(ctx: RunContext, stop: Stop) -> RunSummary | State[Any]:
     ctx.notify(summary_notice(learned))
     return RunSummary.ended(ctx.run, ctx.scenario.name, ctx.environment.name, outcome,
                             postmortem=str(learned.path), search=learned.report.search)
+
+
+async def _budget_after(ctx: RunContext) -> None:
+    """Journal the error budget left after recovery, for the postmortem. The run is over by
+    now: whatever goes wrong here is logged, never the run's failure."""
+    try:
+        await measure_budget(ctx, "after")
+    except Exception as exc:
+        with contextlib.suppress(MissingContextError):
+            get_run_logger().warning("game day %s: the error budget after the run was not "
+                                     "measured: %s: %s", ctx.run, type(exc).__name__, exc)
 
 
 def _step_now(ctx: RunContext) -> str:

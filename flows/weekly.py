@@ -2,34 +2,39 @@
 
 Each scenario runs as a ``game-day`` subflow with its own prepare and rollback. A scheduled run
 has no second person, so nothing reaches the environment's sign-off severity; scenarios outside
-their window or below their ``min_load`` are skipped with the reason. The first guard abort
-stops the suite unless told to continue; a stop signal (a cancel from the UI) ends it after the
-scenario in progress has rolled back. One table artifact sums it up, with each breaking
-point and how it moved since the scenario's previous run; one that fell is logged as a
-warning.
+their window, below their ``min_load`` or with too little error budget left (or none known)
+are skipped with the reason. The first guard abort stops the suite unless told to continue; a
+stop signal (a cancel from the UI) ends it after the scenario in progress has rolled back. One
+table artifact sums it up, with each breaking point and how it moved since the scenario's
+previous run; one that fell is logged as a warning. The environment's chat (Slack) gets one
+message at the end: each scenario's outcome or skip reason, and its budget left.
 """
 
 from __future__ import annotations
 
 import asyncio
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import acreate_table_artifact
 from prefect.client.schemas.objects import State
+from prefect.runtime import flow_run as current_run
 from prefect.states import Cancelled, Failed
 
 from blocks import load_environment
 from flows.game_day import game_day
 from gameday.load import load_default
 from gameday.protocol.suite import (
+    Readiness,
     SuiteItem,
     SuiteResult,
     SuiteSummary,
-    min_load_problem,
     plan_suite,
+    readiness,
     suite_scenarios,
+    tell_suite,
 )
 from gameday.protocol.summary import RunSummary
 
@@ -59,19 +64,19 @@ async def weekly_resilience(environment: str = "demo", suite: str = "weekly",
     stopped_by: str | None = None
     cancelled = False
     for item in plan:
-        skip = item.skip
         if cancelled:
-            skip = "not run: the suite was cancelled"
+            ready = Readiness("not run: the suite was cancelled")
         elif stopped_by is not None:
-            skip = f"not run: {stopped_by} was aborted by a guard"
-        elif skip is None:
-            skip = await min_load_problem(item.scenario, place)
-        if skip is not None:
-            logger.info("skipping %s: %s", item.scenario.name, skip)
-            results.append(SuiteResult.skipped(item, skip))
+            ready = Readiness(f"not run: {stopped_by} was aborted by a guard")
+        else:
+            ready = await readiness(item, place)
+        if ready.skip is not None:
+            logger.info("skipping %s: %s", item.scenario.name, ready.skip)
+            results.append(SuiteResult.skipped(item, ready.skip, ready.budget_left,
+                                               ready.budget_skip))
             continue
         summary, cancelled = await _run(item, environment, place.name, requester)
-        results.append(SuiteResult.ran(item, summary))
+        results.append(SuiteResult.ran(item, summary, ready.budget_left))
         if summary.outcome == "aborted" and not continue_after_abort:
             stopped_by = item.scenario.name
     done = SuiteSummary(environment=place.name, suite=suite, results=tuple(results))
@@ -82,6 +87,10 @@ async def weekly_resilience(environment: str = "demo", suite: str = "weekly",
         logger.warning(done.summary)
     else:
         logger.info(done.summary)
+    # Off the event loop: delivery waits (briefly) for Slack.
+    for problem in await asyncio.to_thread(tell_suite, done, place,
+                                           str(current_run.id or uuid.uuid4())):
+        logger.warning("the suite's notice: %s", problem)
     return Cancelled(message=done.summary, data=done) if cancelled else done
 
 

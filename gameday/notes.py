@@ -22,7 +22,7 @@ Level = Literal["info", "warning", "critical"]
 NoticeKind = Literal[
     "start", "step", "breach", "vanished", "probe", "search", "rollback", "rollback_failed",
     "recovery", "summary", "sweep", "signoff_requested", "signoff_granted", "signoff_timed_out",
-    "waiting", "warning",
+    "waiting", "warning", "suite",
 ]
 
 

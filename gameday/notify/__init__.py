@@ -24,6 +24,8 @@ from gameday.notify.notices import (
     SignoffTimedOutNotice,
     StartNotice,
     StepNotice,
+    SuiteNotice,
+    SuiteRow,
     SummaryNotice,
     SweepNotice,
     VanishedNotice,
@@ -38,5 +40,6 @@ __all__ = ["NOTICE_TYPES", "BaselineFigure", "BreachNotice", "ConsoleSink", "Jou
            "Notice", "Notifier", "ProbeNotice", "RecoveryNotice", "RollbackFailedNotice",
            "RollbackNotice", "RunLabels", "RunMetricsSink", "SearchNotice", "SignoffGrantedNotice",
            "SignoffRequestedNotice", "SignoffTimedOutNotice", "Sink", "SinkError", "SinkRetry",
-           "SlackConfig", "SlackSink", "StartNotice", "StepNotice", "SummaryNotice", "SweepNotice",
+           "SlackConfig", "SlackSink", "StartNotice", "StepNotice", "SuiteNotice", "SuiteRow",
+           "SummaryNotice", "SweepNotice",
            "VanishedNotice", "WaitingNotice", "WarningNotice", "run_url", "sinks_for"]

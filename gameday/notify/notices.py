@@ -183,12 +183,40 @@ class WarningNotice(_Notice):
     level: Level = "warning"
 
 
+class SuiteRow(BaseModel):
+    """One scenario of a suite run: its outcome, or why it was skipped."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    scenario: str
+    #: The run's outcome, or ``skipped``.
+    outcome: str
+    #: The run's summary, or the reason it was skipped.
+    note: str = ""
+    #: The share of its error budget left before it ran (or was skipped); None if unknown.
+    budget_left: float | None = None
+    #: Its breaking point, and how it moved since its previous run (``regression``: it fell).
+    breaking_point: str | None = None
+    trend: str | None = None
+    regression: bool = False
+
+
+class SuiteNotice(_Notice):
+    """A suite run (the weekly resilience run) is over: what ran, what was skipped and why."""
+
+    kind: Literal["suite"] = "suite"
+    suite: str
+    environment: str
+    ran: int
+    skipped: int
+    rows: tuple[SuiteRow, ...] = ()
+
+
 Notice = Annotated[
     StartNotice | StepNotice | BreachNotice | VanishedNotice | ProbeNotice | SearchNotice
     | RollbackNotice
     | RollbackFailedNotice | RecoveryNotice | SummaryNotice | SweepNotice
     | SignoffRequestedNotice | SignoffGrantedNotice | SignoffTimedOutNotice | WaitingNotice
-    | WarningNotice,
+    | WarningNotice | SuiteNotice,
     Field(discriminator="kind"),
 ]
 #: Every notice class, in the union's order.

@@ -27,31 +27,37 @@ from gameday.notify.notices import (
     SignoffTimedOutNotice,
     StartNotice,
     StepNotice,
+    SuiteNotice,
+    SuiteRow,
     SummaryNotice,
     SweepNotice,
     VanishedNotice,
     WaitingNotice,
     WarningNotice,
 )
+from gameday.report.alerting import percent
 
 # Slack's own limits, with room for the ellipsis.
 HEADER_LIMIT = 150
 SECTION_LIMIT = 3000
 FIELD_LIMIT = 2000
 MAX_FIELDS = 10
+MAX_BLOCKS = 50
+#: A suite's line per scenario keeps this much of its run's summary or skip reason.
+SUITE_NOTE_LIMIT = 300
 
 _ICON: dict[NoticeKind, str] = {
     "start": ":test_tube:", "step": ":arrow_forward:", "breach": ":rotating_light:",
     "vanished": ":warning:", "probe": ":mag:", "search": ":dart:",
     "rollback": ":white_check_mark:", "rollback_failed": ":sos:",
     "recovery": ":green_heart:", "summary": ":memo:", "sweep": ":broom:",
-    "signoff_requested": ":raised_hand:", "signoff_granted": ":+1:",
+    "signoff_requested": ":raised_hand:", "signoff_granted": ":+1:", "suite": ":calendar:",
 }
 _LEVEL_ICON = {"info": ":information_source:", "warning": ":warning:",
                "critical": ":rotating_light:"}
 _OUTCOME_ICON = {"passed": ":large_green_circle:", "aborted": ":large_orange_circle:",
                  "failed": ":red_circle:", "cancelled": ":white_circle:",
-                 "rollback_failed": ":sos:"}
+                 "rollback_failed": ":sos:", "skipped": ":fast_forward:"}
 
 Block = dict[str, Any]
 
@@ -160,6 +166,8 @@ class Layout:
                 return self._simple(notice, f"*Sign-off granted*{by} — {escape(notice.text)}")
             case SignoffTimedOutNotice() | WaitingNotice() | WarningNotice():
                 return self._simple(notice, escape(notice.text))
+            case SuiteNotice():
+                return self._suite(notice)
             case _:
                 assert_never(notice)
 
@@ -256,6 +264,8 @@ class Layout:
             ("Stopped by", f"`{escape(run.stopped_by)}`" if run.stopped_by else None),
             ("Breaking point", escape(run.breaking_point) if run.breaking_point else None),
             ("Trend", _trend(run.trend, run.regression)),
+            ("Error budget", escape(run.budget) if run.budget else None),
+            ("Alerts not expected", _lines(run.unexpected_alerts)),
             ("Postmortem", _link(notice.postmortem, "postmortem")),
             ("Learnings", _lines(run.learnings))])
         if fields:
@@ -263,8 +273,44 @@ class Layout:
         blocks.append(self._footer(notice))
         return Message(escape(notice.text), blocks)
 
+    def _suite(self, notice: SuiteNotice) -> Message:
+        # One line per scenario, in sections of at most Slack's length (a long suite spans
+        # several); the header says how many ran.
+        header = {"type": "header", "text": {
+            "type": "plain_text", "emoji": True,
+            "text": _cut(f"{notice.suite} suite in {notice.environment}: {notice.ran} ran, "
+                         f"{notice.skipped} skipped", HEADER_LIMIT)}}
+        blocks: list[Block] = [header]
+        chunk = ""
+        for line in (_suite_line(row) for row in notice.rows):
+            if chunk and len(chunk) + 1 + len(line) > SECTION_LIMIT:
+                blocks.append(_section(chunk))
+                chunk = ""
+            chunk = f"{chunk}\n{line}" if chunk else line
+        if chunk:
+            blocks.append(_section(chunk))
+        if len(blocks) > MAX_BLOCKS - 1:
+            blocks = [*blocks[:MAX_BLOCKS - 2], _section("… more scenarios in the Prefect UI")]
+        blocks.append(self._footer(notice))
+        return Message(escape(_cut(notice.text, SECTION_LIMIT)), blocks)
+
     def _signoff_requested(self, notice: SignoffRequestedNotice) -> Message:
         at = f" for step {notice.severity}" if notice.severity else ""
         link = _link(self.run_url, "approve or reject in Prefect")
         return self._simple(notice, f"*Sign-off needed{at}* — {escape(notice.text)}"
                             + (f"\n{link}" if link else ""))
+
+
+def _suite_line(row: SuiteRow) -> str:
+    """``:fast_forward: *auth-aborts* skipped — error budget spent: … · budget 0.0% left``."""
+    icon = _OUTCOME_ICON.get(row.outcome, ":grey_question:")
+    line = f"{icon} *{escape(row.scenario)}* {escape(row.outcome)}"
+    if row.note:
+        line += f" — {escape(_cut(row.note, SUITE_NOTE_LIMIT))}"
+    if row.breaking_point:
+        line += f" · {escape(row.breaking_point)}"
+    if row.regression and row.trend:
+        line += f" · :chart_with_downwards_trend: *Regression:* {escape(row.trend)}"
+    if row.budget_left is not None:
+        line += f" · budget {percent(row.budget_left)} left"
+    return line

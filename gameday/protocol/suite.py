@@ -3,20 +3,31 @@
 A scheduled run has no second person, so nothing may reach the environment's sign-off
 severity: a scenario whose ladder reaches it is skipped (or, if asked, run up to the step
 below it), and every run's max severity is capped below it. Scenarios outside their trigger
-window, or without the traffic their ``min_load`` asks for, are skipped with the reason.
+window, without the traffic their ``min_load`` asks for, or whose error budget is (nearly)
+spent or cannot be measured, are skipped with the reason.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict
 
-from gameday.errors import GuardError
+from gameday.alert_events import BudgetEvent
+from gameday.errors import GameDayError, GuardError
 from gameday.models import Environment, Scenario, render_query
+from gameday.notes import Level
+from gameday.notify import Notifier, sinks_for
+from gameday.notify.notices import SuiteNotice, SuiteRow
 from gameday.protocol.summary import RunSummary
+
+#: How long the suite's notice may take to reach chat before it is given up.
+NOTICE_DRAIN = 10.0
+#: Outcomes that make the suite's notice a warning (a rollback that failed: critical).
+_WORRYING = frozenset({"aborted", "failed", "cancelled"})
 
 
 @dataclass(frozen=True)
@@ -43,21 +54,29 @@ class SuiteResult(BaseModel):
     breaking_point: str | None = None
     trend: str | None = None
     regression: bool = False
+    #: The share of the scenario's error budget left before it ran (or was skipped); None
+    #: without an SLO, or when it could not be measured.
+    budget_left: float | None = None
+    #: Whether it was skipped for its error budget (too little left, or unknown).
+    budget_skip: bool = False
 
     @classmethod
-    def skipped(cls, item: SuiteItem, reason: str) -> SuiteResult:
-        """A scenario that was not run, with the reason."""
+    def skipped(cls, item: SuiteItem, reason: str, budget_left: float | None = None,
+                budget_skip: bool = False) -> SuiteResult:
+        """A scenario that was not run, with the reason (and the budget left, if measured)."""
         return cls(scenario=item.scenario.name, outcome="skipped",
-                   max_severity=item.max_severity, note=reason)
+                   max_severity=item.max_severity, note=reason, budget_left=budget_left,
+                   budget_skip=budget_skip)
 
     @classmethod
-    def ran(cls, item: SuiteItem, summary: RunSummary) -> SuiteResult:
-        """A scenario's game day, as its summary tells it."""
+    def ran(cls, item: SuiteItem, summary: RunSummary,
+            budget_left: float | None = None) -> SuiteResult:
+        """A scenario's game day, as its summary tells it, with the budget left before it."""
         return cls(scenario=item.scenario.name, outcome=summary.outcome,
                    max_severity=item.max_severity, highest_held=summary.highest_held,
                    first_broken=summary.first_broken, note=summary.summary, run=summary.run,
                    postmortem=summary.postmortem, breaking_point=summary.breaking_point,
-                   trend=summary.trend, regression=summary.regression)
+                   trend=summary.trend, regression=summary.regression, budget_left=budget_left)
 
 
 class SuiteSummary(BaseModel):
@@ -74,18 +93,43 @@ class SuiteSummary(BaseModel):
         return tuple(r for r in self.results if r.regression)
 
     @property
+    def ran(self) -> int:
+        """How many scenarios ran."""
+        return sum(r.outcome != "skipped" for r in self.results)
+
+    @property
+    def headline(self) -> str:
+        """``weekly suite in demo: 3 ran, 1 skipped``."""
+        return (f"{self.suite} suite in {self.environment}: {self.ran} ran, "
+                f"{len(self.results) - self.ran} skipped")
+
+    @property
     def summary(self) -> str:
-        """One line: how many ran and were skipped, each scenario's outcome, and the
-        regressions of breaking points, if any."""
-        ran = [r for r in self.results if r.outcome != "skipped"]
-        line = (f"{self.suite} suite in {self.environment}: {len(ran)} ran, "
-                f"{len(self.results) - len(ran)} skipped; "
-                + ", ".join(f"{r.scenario} {r.outcome}" for r in self.results))
+        """One line: how many ran and were skipped, each scenario's outcome, the scenarios
+        skipped for their error budget and why, and the regressions of breaking points."""
+        line = f"{self.headline}; " + ", ".join(f"{r.scenario} {r.outcome}"
+                                               for r in self.results)
+        for result in self.results:
+            if result.budget_skip:
+                line += f"; {result.scenario} skipped: {result.note}"
         fell = self.regressions
         if fell:
             line += (f"; {len(fell)} regression{'s' if len(fell) != 1 else ''}: "
                      + "; ".join(f"{r.scenario}: {r.trend}" for r in fell))
         return line
+
+    def notice(self, run: str) -> SuiteNotice:
+        """The suite's notice for chat, from the suite's own flow run ``run``."""
+        outcomes = {r.outcome for r in self.results}
+        level: Level = ("critical" if "rollback_failed" in outcomes
+                        else "warning" if outcomes & _WORRYING or self.regressions else "info")
+        return SuiteNotice(
+            run=run, text=self.summary, level=level, suite=self.suite,
+            environment=self.environment, ran=self.ran, skipped=len(self.results) - self.ran,
+            rows=tuple(SuiteRow(scenario=r.scenario, outcome=r.outcome, note=r.note,
+                                budget_left=r.budget_left, breaking_point=r.breaking_point,
+                                trend=r.trend, regression=r.regression)
+                       for r in self.results))
 
 
 def suite_scenarios(scenarios: Iterable[Scenario], suite: str) -> list[Scenario]:
@@ -136,3 +180,75 @@ async def min_load_problem(scenario: Scenario, environment: Environment) -> str 
         shown = "no data" if value is None else f"{value:.4g}"
         return f"below min_load: {shown}, needs at least {min_load.at_least:g}"
     return None
+
+
+@dataclass(frozen=True)
+class Readiness:
+    """Whether a planned scenario may run now: why not, and its error budget left."""
+
+    skip: str | None = None
+    budget_left: float | None = None
+    #: Whether the reason to skip is its error budget (too little left, or unknown).
+    budget_skip: bool = False
+
+
+async def readiness(item: SuiteItem, environment: Environment) -> Readiness:
+    """The plan's reason to skip, else the traffic's (``min_load``), else the error
+    budget's; the budget is measured only for a scenario that would otherwise run."""
+    if item.skip is not None:
+        return Readiness(item.skip)
+    load = await min_load_problem(item.scenario, environment)
+    if load is not None:
+        return Readiness(load)
+    reason, left = await budget_problem(item.scenario, environment)
+    return Readiness(reason, left, reason is not None)
+
+
+async def budget_problem(scenario: Scenario, environment: Environment
+                         ) -> tuple[str | None, float | None]:
+    """Why the scenario's error budget forbids a run now (or None), and the share left.
+
+    The SLO is the scenario's, else the environment's (as a run's ``Request.slo``); without
+    one there is nothing to measure: ``(None, None)``. Too little left, no data and a failed
+    query are each a reason to skip, worded as prepare's refusal would word them.
+    """
+    slo = scenario.slo or environment.slo
+    if slo is None:
+        return None, None
+    from gameday.guards import Prometheus
+    from gameday.protocol.budget import budget_refusal
+
+    query = slo.budget_left_query()
+    error = None
+    with Prometheus.from_settings(environment.prometheus) as prometheus:
+        try:
+            value = await prometheus.value(query)
+        except GuardError as exc:
+            value, error = None, str(exc)
+    if value is not None and not math.isfinite(value):
+        value = None  # no traffic in the window: 0/0
+    elif value is not None:
+        value = round(value, 12) + 0.0  # PromQL's float noise: -8.9e-16 is 0, not "-0.0%"
+    reading = BudgetEvent(moment="before", left=value, objective=slo.objective,
+                          min_left=slo.min_budget_left, query=query, error=error)
+    return budget_refusal(reading), value
+
+
+def tell_suite(done: SuiteSummary, environment: Environment, run: str,
+               drain: float = NOTICE_DRAIN) -> list[str]:
+    """Send the suite's notice once, through the environment's sinks (Slack, run metrics),
+    from the suite's own flow run ``run``; wait up to ``drain`` seconds for delivery.
+
+    Blocks (call it from a thread in async code) and never raises: what went wrong (a sink
+    that cannot be built, a notice dropped) comes back in words.
+    """
+    try:
+        sinks = sinks_for(environment, run=run, scenario=f"suite:{done.suite}")
+    except GameDayError as exc:  # a Slack token referenced but not set, say
+        return [f"not sent: {exc}"]
+    if not sinks:
+        return []
+    notifier = Notifier(sinks)
+    notifier.post(done.notice(run))
+    notifier.close(timeout=drain)
+    return [f"dropped by {sink}: {reason}" for sink, _notice, reason in notifier.dropped]

@@ -11,11 +11,13 @@ if TYPE_CHECKING:
 
 #: Learnings a digest repeats; the postmortem has them all.
 MAX_LEARNINGS = 3
+#: Unexpected alerts a digest names; the postmortem has them all.
+MAX_ALERTS = 5
 
 
 class ReportDigest(BaseModel):
     """What chat says about a finished run: outcome, reach, what stopped it, the breaking
-    point, learnings."""
+    point, the error budget, alerts nobody expected, learnings."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -42,6 +44,10 @@ class ReportDigest(BaseModel):
     trend: str | None = None
     #: Whether that comparison found the breaking point fell.
     regression: bool = False
+    #: The error budget left before and after the run (``87.5% → 80.1%``); None without an SLO.
+    budget: str | None = None
+    #: Alerts that fired during the run and were not expected, as the postmortem words them.
+    unexpected_alerts: tuple[str, ...] = ()
 
 
 def digest(report: GameDayReport) -> ReportDigest:
@@ -50,6 +56,8 @@ def digest(report: GameDayReport) -> ReportDigest:
                    None)
     search = report.search
     trend = search.trend if search else None
+    alerting = report.alerting
+    unexpected = alerting.unexpected[:MAX_ALERTS] if alerting else ()
     return ReportDigest(
         run=report.run, scenario=report.scenario, environment=report.environment,
         outcome=report.outcome, outcome_text=report.outcome_text, headline=report.headline,
@@ -58,4 +66,6 @@ def digest(report: GameDayReport) -> ReportDigest:
         stopped_by=stopped, faults_may_remain=report.faults_may_remain,
         learnings=report.learnings[:MAX_LEARNINGS], run_url=report.run_url,
         breaking_point=search.text if search else None,
-        trend=trend.text if trend else None, regression=trend.regression if trend else False)
+        trend=trend.text if trend else None, regression=trend.regression if trend else False,
+        budget=alerting.budget_change if alerting else None,
+        unexpected_alerts=tuple(a.text for a in unexpected))

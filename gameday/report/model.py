@@ -22,6 +22,7 @@ from gameday.journal import (
 )
 from gameday.models.environment import TracingSettings
 from gameday.notes import PostmortemNote, SignoffGrantedNote, TraceNote
+from gameday.report.alerting import Alerting, alerting
 from gameday.report.breaking import BreakingPoint, SearchSkipped, breaking_point
 from gameday.report.learnings import learnings
 from gameday.report.links import without_credentials
@@ -113,6 +114,8 @@ class GameDayReport:
     trace: TraceEvidence | None = None
     #: The breaking-point search, when the run asked for one (or why it ran no probe).
     breaking_point: BreakingPoint | SearchSkipped | None = None
+    #: Silences, alerts seen and the error budget, when the run had any of them.
+    alerting: Alerting | None = None
 
     @property
     def search(self) -> BreakingPoint | None:
@@ -263,7 +266,7 @@ def build_report(events: Sequence[Event], *, run: str | None = None,
         prometheus_url=url, window=window,
         charts=charts(series, baseline, url, window) if window else (),
         series=series, missing=missing, run_trace=run_trace, trace=trace,
-        breaking_point=breaking_point(events))
+        breaking_point=breaking_point(events), alerting=alerting(events))
     return replace(report, learnings=learnings(report))
 
 

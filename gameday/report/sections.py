@@ -35,6 +35,7 @@ from gameday.notes import (
     SignoffRefusedNote,
     SweptNote,
 )
+from gameday.report.alerting import alert_timeline
 from gameday.report.breaking import PURPOSE_TEXT
 from gameday.report.links import graph_link
 from gameday.report.observed import (
@@ -237,10 +238,12 @@ def _line(event: Event, pending_seen: set[tuple[str, int | None]]) -> str | None
 
 def timeline(events: Sequence[Event], observed: Observed | None,
              dependency: str | None) -> tuple[TimelineEntry, ...]:
-    """Phases, steps, guard verdicts, reverts, recovery and circuit breaker moves, in order."""
+    """Phases, steps, guard verdicts, reverts, recovery, silences, alerts, the error budget
+    and circuit breaker moves, in order."""
     pending_seen: set[tuple[str, int | None]] = set()
     found = [TimelineEntry(e.at, text) for e in events
              if (text := _line(e, pending_seen)) is not None]
+    found += alert_timeline(events)
     breaker = observed.get(BREAKER_STATE) if observed else None
     if breaker is not None:
         towards = f" towards {dependency}" if dependency else ""

@@ -225,6 +225,14 @@ def test_the_expected_alert_is_silenced_and_its_silence_is_gone_after_rollback(
     assert alerts.silence_state(created.id) == "expired"
     budgets = [e for e in events if isinstance(e, BudgetEvent) and e.moment == "before"]
     assert budgets and budgets[0].left is not None and budgets[0].left >= 0.25
+    # The postmortem's timeline and section tell the same story.
+    (postmortem,) = (alerts.root / "reports").glob("*/postmortem.md")
+    text = postmortem.read_text()
+    assert f"silence {created.id} created for" in text and f"silence {created.id} deleted" \
+        in text, text
+    assert f"alert {EXPECTED} (severity=page, service=user-service): expected, silenced" \
+        in text, text
+    assert "## Alerts and error budget" in text and "after recovery" in text, text
     time.sleep(5)  # beyond the pager's group interval after the deletion
     assert not alerts.paged(EXPECTED, since=started), alerts.paged(EXPECTED, since=started)
 

@@ -15,7 +15,7 @@ from gameday.report.digest import MAX_LEARNINGS, digest
 from gameday.report.observed import BREAKER_STATE, FAULTS_PER_SECOND, Observed, Series
 from tests.report.conftest import journal, observed, report
 
-PURE = ("model", "parts", "sections", "observed", "learnings", "links", "digest")
+PURE = ("model", "parts", "sections", "observed", "learnings", "links", "digest", "alerting")
 IO_LIBRARIES = {"httpx", "requests", "prometheus_api_client", "urllib3", "matplotlib",
                 "prefect", "jinja2", "socket", "kubernetes", "slack_sdk", "subprocess"}
 IO_MODULES = {"gameday.report.fetch", "gameday.report.render", "gameday.report.charts",

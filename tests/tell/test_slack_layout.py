@@ -20,6 +20,8 @@ from gameday.notify import (
     SignoffTimedOutNotice,
     StartNotice,
     StepNotice,
+    SuiteNotice,
+    SuiteRow,
     SummaryNotice,
     SweepNotice,
     VanishedNotice,
@@ -82,6 +84,12 @@ def example(kind: str) -> Notice:
         "signoff_timed_out": SignoffTimedOutNotice(run="r1", text=text, timeout=3600),
         "waiting": WaitingNotice(run="r1", text=text, limit="gameday-env-demo"),
         "warning": WarningNotice(run="r1", text=text),
+        "suite": SuiteNotice(run="r1", text=text, suite="weekly", environment="demo", ran=1,
+                             skipped=1, rows=(
+            SuiteRow(scenario="auth-latency", outcome="passed", note="held 2 of 2",
+                     budget_left=0.875),
+            SuiteRow(scenario="auth-aborts", outcome="skipped",
+                     note="error budget spent: 0.0% left", budget_left=0.0))),
     }
     return examples[kind]
 
