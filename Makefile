@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 export DO_NOT_TRACK := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 
-.PHONY: install demo ui ui-down test lint typecheck unit bench-proxy bench-tcp bench-guard bench-kill clean
+.PHONY: install demo ui ui-down test lint typecheck unit bench-proxy bench-tcp bench-guard bench-kill bench-points clean
 
 $(STAMP): pyproject.toml scripts/install-debs.sh
 	./scripts/install-debs.sh prometheus prometheus-pushgateway redis-server postgresql \
@@ -55,6 +55,9 @@ bench-guard: $(STAMP)  ## fault onset → detection → gone on the demo, gameda
 
 bench-kill: $(STAMP)  ## a killed or frozen run: how long its leased fault lives on, per driver
 	$(BIN)/python -m benchmarks.bench_kill
+
+bench-points: $(STAMP)  ## a fault point's cost per call it does not fault: no rules, ten rules for others
+	$(BIN)/python -m benchmarks.bench_points
 
 clean:
 	rm -rf $(VENV) .gameday reports/out .pytest_cache .mypy_cache .ruff_cache

@@ -19,6 +19,13 @@ MAX_BYTES = 2**50
 MAX_SLICE = 1024 * 1024
 #: The protocols a proxy endpoint speaks (``Endpoint.protocol``, ``chaosctl proxy --mode``).
 PROTOCOLS = ("http", "tcp")
+#: What a target with a ``point`` "speaks": calls through a fault point inside the service
+#: (``gameday.injector.points``), faulted from the rules file a ``transport`` endpoint names.
+POINT = "point"
+#: The exception names every fault point knows; a service registers more.
+POINT_ERRORS = ("timeout", "connection")
+#: What an ``error`` fault's name may look like: a registered name, or a gRPC status code.
+ERROR_NAME = r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$"
 #: Which stream of a TCP connection a fault acts on: the requests (client → upstream), the
 #: responses (upstream → client), or both.
 Direction = Literal["upstream", "downstream", "both"]
@@ -96,7 +103,7 @@ class LatencyFault(_Fault):
     match: Match = Field(default_factory=Match)
     direction: Direction | None = direction_field()
     magnitude: ClassVar[dict[str, bool]] = {"ms": True, "probability": True}
-    protocols: ClassVar[tuple[str, ...]] = PROTOCOLS
+    protocols: ClassVar[tuple[str, ...]] = (*PROTOCOLS, POINT)
     tcp_fields: ClassVar[tuple[str, ...]] = ("direction",)
 
     def summary(self) -> str:
@@ -257,6 +264,29 @@ class MemoryFault(_Fault):
     protocols: ClassVar[tuple[str, ...]] = ()
 
 
+class ErrorFault(_Fault):
+    """Fail a call at a fault point before it is made: raise the exception ``error`` names
+    (``timeout``: ``TimeoutError``, ``connection``: ``ConnectionError``, or a name the service
+    registered); a gRPC interceptor ends the call with that status code instead."""
+
+    kind: Literal["error"] = "error"
+    error: str = Field("connection", pattern=ERROR_NAME,
+                       description="timeout, connection, a name the service registered, or "
+                                   "a gRPC status code (UNAVAILABLE, DEADLINE_EXCEEDED, …)")
+    probability: Probability = 1.0
+    magnitude: ClassVar[dict[str, bool]] = {"probability": True}
+    http: ClassVar[bool] = False
+    protocols: ClassVar[tuple[str, ...]] = (POINT,)
+
+    @property
+    def match(self) -> Match:
+        """Every call: a fault point has no requests to tell apart."""
+        return Match()
+
+    def summary(self) -> str:
+        return f"error {self.error} on {self.probability:.0%}"
+
+
 class PodKillFault(_Fault):
     """Kill ``count`` pods, or ``percent`` of the target's pods."""
 
@@ -286,7 +316,8 @@ Fault = Annotated[
     | LimitDataFault
     | CpuFault
     | MemoryFault
-    | PodKillFault,
+    | PodKillFault
+    | ErrorFault,
     Field(discriminator="kind"),
 ]
 FAULT_KINDS: dict[str, type[_Fault]] = {
@@ -303,6 +334,7 @@ FAULT_KINDS: dict[str, type[_Fault]] = {
         CpuFault,
         MemoryFault,
         PodKillFault,
+        ErrorFault,
     )
 }
 
@@ -332,6 +364,10 @@ def with_overrides(fault: Any, overrides: dict[str, Any], kind: str | None = Non
     return type(fault).model_validate(data)
 
 
+_PROTOCOL_TEXT = {"http": "http endpoints", "tcp": "tcp endpoints",
+                  POINT: "fault points (a target with a point)"}
+
+
 def kinds_for(protocol: str) -> list[str]:
     """The fault kinds a proxy endpoint speaking ``protocol`` injects, in catalog order."""
     return [kind for kind, cls in FAULT_KINDS.items() if protocol in cls.protocols]
@@ -349,8 +385,18 @@ def protocol_problems(fault: Any, protocol: str) -> list[tuple[str, str]]:
         return []
     accepted = ", ".join(kinds_for(protocol))
     if protocol not in cls.protocols:
-        return [("kind", f"{fault.kind!r} is injected on {' or '.join(cls.protocols)} endpoints "
-                         f"only; this endpoint speaks {protocol} (allowed: {accepted})")]
+        where = " or ".join(_PROTOCOL_TEXT.get(name, f"{name} endpoints")
+                            for name in cls.protocols)
+        here = "this target is a fault point" if protocol == POINT \
+            else f"this endpoint speaks {protocol}"
+        return [("kind", f"{fault.kind!r} is injected on {where} only; {here} "
+                         f"(allowed: {accepted})")]
+    if protocol == POINT:
+        match = getattr(fault, "match", None)
+        if match is not None and match != Match():
+            return [("match", "a fault point has no requests to match: leave 'match' out")]
+        return [(name, "applies to TCP endpoints only; this target is a fault point")
+                for name in cls.tcp_fields if getattr(fault, name) is not None]
     if protocol == "tcp":
         match = getattr(fault, "match", None)
         if match is not None and match != Match():

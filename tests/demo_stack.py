@@ -26,9 +26,11 @@ from typing import Any
 import httpx
 import pytest
 
+from gameday.demo.parts import point_rules_file
 from gameday.demo.settings import set_auth_timeout
 from gameday.demo.stack import UpOptions, down, up
 from gameday.demo.state import TOKEN_VARIABLE, StackState
+from gameday.drivers.transport import TransportDriver
 from gameday.load import load_one
 from gameday.models import Environment
 
@@ -133,9 +135,12 @@ class DemoStack:
         return result
 
     def clear_faults(self) -> None:
-        """Remove every rule from both proxies."""
+        """Remove every rule from the proxies and from user-service's fault points' file."""
         for dependency in self.proxy_admin:
             self._admin(dependency, "PUT", "/rules", json={"rules": []})
+        points = TransportDriver(point_rules_file(self.state_dir))
+        for handle in points.active():
+            points.revert(handle)
 
     def set_rate(self, rate: float) -> None:
         """Change the load generator's request rate (0 pauses it)."""

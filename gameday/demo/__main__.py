@@ -59,6 +59,10 @@ def _parser() -> argparse.ArgumentParser:
     users.add_argument("--transport-rules", type=Path, default=None, metavar="PATH",
                        help="gameday transport rules file: inject its faults into the calls "
                             "to auth-service from inside the process")
+    users.add_argument("--fault-points", type=Path, default=None, metavar="PATH",
+                       help="gameday rules file the fault points of its Redis and PostgreSQL "
+                            "calls read (points 'redis' and 'postgres'): faults injected "
+                            "inside the process, beside the proxies")
     users.add_argument("--auth-timeout-ms", type=float, metavar="MS", default=200.0,
                        help="per-attempt timeout of auth calls (default 200)")
     users.add_argument("--auth-retries", type=int, metavar="N", default=2,
@@ -111,7 +115,7 @@ def _app(args: argparse.Namespace) -> Starlette:
 
         options = UserServiceOptions(
             auth_url=args.auth_url, redis_url=args.redis_url, db_url=args.db_url,
-            transport_rules=args.transport_rules,
+            transport_rules=args.transport_rules, fault_points=args.fault_points,
             auth_timeout=args.auth_timeout_ms / 1000, auth_retries=args.auth_retries,
             db_timeout=args.db_timeout_ms / 1000, db_retries=args.db_retries,
             cache_timeout=args.cache_timeout_ms / 1000, db_pool_size=args.db_pool_size,

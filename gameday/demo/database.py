@@ -84,8 +84,11 @@ class ProfileDatabase:
     """
 
     def __init__(self, dsn: str, policy: CallPolicy, pool_size: int, metrics: ServiceMetrics,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None,
+                 connection_class: type[asyncpg.Connection] = asyncpg.Connection) -> None:
         self.dsn = dsn
+        #: What the pool's connections are: a fault point's class makes queries pass it.
+        self.connection_class = connection_class
         self.policy = policy
         self.pool_size = pool_size
         self._rng = rng or random.Random()
@@ -129,7 +132,8 @@ class ProfileDatabase:
                     self._pool = await asyncpg.create_pool(
                         self.dsn, min_size=self.pool_size, max_size=self.pool_size,
                         max_inactive_connection_lifetime=0, timeout=CONNECT_TIMEOUT,
-                        reset=_keep, init=self._opened)
+                        reset=_keep, init=self._opened,
+                        connection_class=self.connection_class)
         return self._pool
 
     async def fetch(self, profile_id: str) -> Profile | None:

@@ -8,12 +8,13 @@ link a slow request to its trace.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import yaml
 
 from gameday.demo import redis_server
-from gameday.demo.parts import PROXIES
+from gameday.demo.parts import POINTS, PROXIES, point_rules_file
 from gameday.demo.state import TOKEN_VARIABLE, StackState
 from gameday.load import load_one
 from gameday.models import Environment
@@ -52,6 +53,11 @@ def document(state: StackState) -> dict[str, Any]:
                "protocol": spec.mode, "admin_url": admin[dependency],
                "token": {"env": TOKEN_VARIABLE}, "health_url": users_health}
               for dependency, spec in PROXIES.items()),
+            # user-service's own cache and database calls, through its fault points: the
+            # same dependencies as the proxies above, faulted from inside the process.
+            *({"service": "user-service", "dependency": point, "driver": "transport",
+               "rules_file": str(point_rules_file(Path(state.state_dir))), "points": [point],
+               "health_url": users_health} for point in POINTS),
             # The cache's CPU: workers pinned to the core Redis is pinned to.
             {"service": "redis", "driver": "stress", "cpus": [redis_server.core()],
              "health_url": f"{state.url('redis-exporter')}/metrics"},

@@ -126,6 +126,16 @@ class ServiceMetrics:
         self.in_flight.labels(service)
         self.duration.labels(service)
 
+    def export_fault_points(self) -> None:
+        """Serve the fault points' counters (``chaos_faults_injected_total`` with ``point``,
+        and the rules file's refusals) beside the service's own families: the points count
+        in the process's default registry, as in any service that embeds them."""
+        from gameday.injector.point_decide import INJECTED
+        from gameday.injector.rules_file import ERRORS
+
+        for family in (INJECTED, ERRORS):
+            self.registry.register(family)
+
     def dependency(self, name: str) -> DownstreamMetrics:
         """The call metrics towards dependency ``name``, every series created at zero."""
         return DownstreamMetrics(self, name)

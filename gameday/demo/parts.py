@@ -197,10 +197,23 @@ def _proxies(ports: dict[str, int], token: str, trace_folder: Path | None) -> li
     return parts
 
 
+#: The fault points of user-service's own cache and database calls, each named after the
+#: dependency it calls (``gameday.injector.points``).
+POINTS = ("redis", "postgres")
+
+
+def point_rules_file(folder: Path) -> Path:
+    """The rules file user-service's fault points read (the demo's ``transport`` endpoint)."""
+    return folder / "user-service-faults.json"
+
+
 def user_service(ports: dict[str, int], db_password: str, auth_timeout: float = AUTH_TIMEOUT,
-                 trace_folder: Path | None = None) -> PartSpec:
+                 trace_folder: Path | None = None, folder: Path | None = None) -> PartSpec:
     """user-service on ``ports["user-service"]``, calling its dependencies through the proxies'
-    ports, each auth-service attempt given ``auth_timeout`` seconds."""
+    ports, each auth-service attempt given ``auth_timeout`` seconds; with the stack's
+    ``folder``, its Redis and PostgreSQL calls pass fault points reading
+    :func:`point_rules_file`."""
+    points = ["--fault-points", str(point_rules_file(folder))] if folder is not None else []
     return PartSpec(
         "user-service",
         [sys.executable, "-m", "gameday.demo", "user-service",
@@ -208,7 +221,7 @@ def user_service(ports: dict[str, int], db_password: str, auth_timeout: float = 
          "--auth-url", _url(ports["auth-proxy"]),
          "--redis-url", f"redis://{HOST}:{ports['cache-proxy']}/0",
          "--db-url", f"postgresql://{pg.ROLE}@{HOST}:{ports['db-proxy']}/profiles",
-         "--auth-timeout-ms", f"{auth_timeout * 1000:g}"],
+         "--auth-timeout-ms", f"{auth_timeout * 1000:g}", *points],
         {"http": ports["user-service"]}, _url(ports["user-service"]),
         ScrapeTarget("user-service", ports["user-service"]),
         env={"PGPASSWORD": db_password, **_traced(trace_folder)})
@@ -233,7 +246,7 @@ def plan(folder: Path, ports: dict[str, int], token: str, rate: float, with_pref
                           {"http": ports["auth-service"]}, _url(ports["auth-service"]),
                           ScrapeTarget("auth-service", ports["auth-service"]), env=traced))
     parts += _proxies(ports, token, trace_folder)
-    parts.append(user_service(ports, cluster.password, auth_timeout, trace_folder))
+    parts.append(user_service(ports, cluster.password, auth_timeout, trace_folder, folder))
     record = ["--record", str(folder / "samples.jsonl")] if record_samples else []
     parts.append(PartSpec(
         "loadgen",

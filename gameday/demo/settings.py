@@ -92,7 +92,7 @@ def set_auth_timeout(folder: Path, seconds: float,
             return SettingsChange(before, after, old, old, state, 0.0)
         began = time.monotonic()
         spec = parts.user_service(_ports(state), _db_password(folder), seconds,
-                                  Path(state.traces) if state.traces else None)
+                                  Path(state.traces) if state.traces else None, folder)
         stop_part(old)
         if is_running(old):
             raise DemoError(f"could not stop {SERVICE} (pid {old.pid}); its auth timeout is "

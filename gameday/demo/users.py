@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import asyncpg
 import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -37,6 +38,9 @@ from gameday.demo.resilience import CallPolicy as CallPolicy  # re-exported from
 from gameday.demo.resilience import CircuitBreaker, RetryPolicy
 from gameday.demo.web import error_response, json_response, service_app
 from gameday.errors import DependencyFailed as DependencyFailed  # re-exported from its old home
+from gameday.injector.asyncpg_points import point_connection_class
+from gameday.injector.points import configure_points
+from gameday.injector.redis_points import fault_redis
 from gameday.injector.transport import AsyncFaultTransport
 
 log = logging.getLogger(__name__)
@@ -151,6 +155,8 @@ class UserServiceOptions:
     redis_url: str
     db_url: str
     transport_rules: Path | None = None
+    #: The rules file of the fault points its Redis and PostgreSQL calls pass.
+    fault_points: Path | None = None
     auth_timeout: float = 0.2
     auth_retries: int = 2
     db_timeout: float = 0.5
@@ -173,9 +179,16 @@ class UserService:
             breaker=options.breakers), metrics, rng, options.transport_rules)
         self.cache = ProfileCache(options.redis_url, options.cache_timeout, metrics,
                                   CircuitBreaker() if options.breakers else None)
+        connection_class: type[asyncpg.Connection] = asyncpg.Connection
+        if options.fault_points is not None:
+            # The ready wrappers: no call site changes; the points read the process's rules.
+            configure_points(rules_file=options.fault_points)
+            metrics.export_fault_points()
+            fault_redis(self.cache.client, point="redis")
+            connection_class = point_connection_class("postgres")
         self.db = ProfileDatabase(options.db_url, CallPolicy(
             options.db_timeout, RetryPolicy(options.db_retries, backoff, 10 * backoff)),
-            options.db_pool_size, metrics, rng)
+            options.db_pool_size, metrics, rng, connection_class)
 
     async def get_user(self, user_id: str, authorization: str | None) -> Response:
         """The answer to ``GET /users/{user_id}``."""

@@ -20,7 +20,10 @@ deadline ``now + lease``; a run whose deadline has passed keeps it, so its lapse
 come back, and they are reported ``lease expired``. A lapsed rule stays in the file until its
 own expiry (it injects nothing), so a run that wakes late is told why its fault ended, unless
 the run applies a new leased rule first: its fresh deadline would revive them, so they go.
-``lease`` and ``leases`` are written only where set: a file without leases reads as before.
+``lease``, ``leases`` and ``points`` are written only where set: a file without them reads as
+before. A target with a ``point`` gets a rule with ``points``: the service's
+:func:`~gameday.injector.points.fault_point` of that name acts on it, its httpx transport does
+not.
 
 Every write is a read-modify-replace under an exclusive ``flock`` on ``<file>.lock``, so two
 processes applying or reverting at once never lose each other's rules; the new document is
@@ -47,7 +50,13 @@ from typing import Any
 
 from gameday.drivers.base import LEASE_EXPIRED, Gone
 from gameday.errors import DriverError, DriverUnreachable, InjectorError
-from gameday.injector.rules import HTTP_FAULT_KINDS, Rule, new_rule_id, target_name
+from gameday.injector.rules import (
+    HTTP_FAULT_KINDS,
+    POINT_FAULT_KINDS,
+    Rule,
+    new_rule_id,
+    target_name,
+)
 from gameday.injector.rules_file import RulesDocument, load_rules_document
 from gameday.models import Endpoint
 from gameday.records import FaultSpec, Handle
@@ -107,16 +116,20 @@ class TransportDriver:
     def apply(self, spec: FaultSpec, ttl: float, lease: float | None = None) -> Handle:
         """Add a rule for ``spec`` that the transport drops after ``ttl`` seconds, or when
         ``lease`` is given, once ``lease`` seconds pass with no ``renew``."""
-        if spec.fault.kind not in HTTP_FAULT_KINDS:
-            raise DriverError(f"the transport driver injects HTTP faults "
-                              f"({', '.join(HTTP_FAULT_KINDS)}), not {spec.fault.kind!r}")
+        point = spec.target.point
+        kinds = POINT_FAULT_KINDS if point else HTTP_FAULT_KINDS
+        if spec.fault.kind not in kinds:
+            what = f"at fault point {point!r}" if point else "HTTP faults"
+            raise DriverError(f"the transport driver injects {what} "
+                              f"({', '.join(kinds)}), not {spec.fault.kind!r}")
         if not ttl > 0:
             raise DriverError(f"the ttl must be positive, not {ttl:g}s")
         if lease is not None and not (lease > 0 and math.isfinite(lease)):
             raise DriverError(f"the lease must be a positive number of seconds, not {lease:g}")
         run = spec.labels.run
         rule = Rule(id=new_rule_id(), fault=spec.fault, labels=spec.labels,
-                    target=target_name(spec.target), expires_at=time.time() + ttl, lease=lease)
+                    target=target_name(spec.target), expires_at=time.time() + ttl, lease=lease,
+                    points=(point,) if point else ())
 
         def change(document: RulesDocument) -> tuple[list[Rule], dict[str, float]]:
             # Under the lock: a deadline that passed while this waited for it has lapsed.
@@ -283,7 +296,8 @@ class TransportDriver:
         return Handle(driver=self.kind, id=rule.id, endpoint=self.rules_file, labels=rule.labels,
                       fault=rule.fault.summary(), expires_at=rule.expires_at,
                       lease_s=rule.lease,
-                      extra={"rules_file": self.rules_file, "target": rule.target})
+                      extra={"rules_file": self.rules_file, "target": rule.target,
+                             **({"points": ",".join(rule.points)} if rule.points else {})})
 
 
 def _unexpired(document: RulesDocument, now: float) -> list[Rule]:
@@ -298,6 +312,8 @@ def _document_text(rules: list[Rule], leases: Mapping[str, float]) -> str:
         item = rule.model_dump(mode="json")
         if item.get("lease") is None:
             item.pop("lease", None)
+        if not item.get("points"):
+            item.pop("points", None)
         items.append(item)
     data: dict[str, Any] = {"rules": items}
     if leases:

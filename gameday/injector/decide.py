@@ -83,7 +83,7 @@ def applicable(rules: Sequence[Rule], request: Request, now: float,
     """The newest rule per fault kind that is active, aimed at ``target`` and matches."""
     newest: dict[str, Rule] = {}
     for rule in rules:
-        if not rule.active(now):
+        if rule.points or not rule.active(now):  # a fault point's rule: not for requests
             continue
         if target is not None and rule.target and rule.target != target:
             continue

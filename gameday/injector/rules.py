@@ -35,18 +35,23 @@ from gameday.faults import (
     AbortFault,
     BandwidthFault,
     BlackholeFault,
+    ErrorFault,
     LatencyFault,
+    Match,
     ResetFault,
 )
 from gameday.models import Target
+from gameday.models.targets import PointPattern
 from gameday.records import Labels
 
 #: The catalog faults that act on HTTP calls, told apart by ``kind``.
 HttpFault = Annotated[
-    LatencyFault | AbortFault | ResetFault | BlackholeFault | BandwidthFault,
+    LatencyFault | AbortFault | ResetFault | BlackholeFault | BandwidthFault | ErrorFault,
     Field(discriminator="kind"),
 ]
 HTTP_FAULT_KINDS = ("latency", "abort", "reset", "blackhole", "bandwidth")
+#: The faults a fault point acts on (a rule of a rules file with ``points``).
+POINT_FAULT_KINDS = ("latency", "error")
 RULE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 TARGET_PATTERN = r"^[A-Za-z0-9._/:-]{0,127}$"
 
@@ -104,26 +109,60 @@ def http_only(fault: Any) -> Any:
     return fault
 
 
+def points_fit(fault: Any, points: Sequence[str]) -> None:
+    """Raise ``ValueError`` unless ``fault`` suits where the rule acts: a rule for fault points
+    (``points`` given) takes a point fault without ``match``; an ``error`` needs points."""
+    if points:
+        if fault.kind not in POINT_FAULT_KINDS:
+            raise ValueError(f"a rule for fault points takes {' or '.join(POINT_FAULT_KINDS)} "
+                             f"faults, not {fault.kind!r}")
+        if getattr(fault, "match", Match()) != Match():
+            raise ValueError("a fault point has no requests to match: leave 'match' out")
+    elif fault.kind not in HTTP_FAULT_KINDS:
+        raise ValueError(f"{fault.kind!r} acts at fault points only: name them in 'points'")
+
+
+_POINTS = Field(default=(), max_length=64,
+                description="the fault points (names, or prefixes ending in *) the rule acts "
+                            "at, in a service's rules file; empty: HTTP calls")
+
+
 class Rule(RuleBase):
-    """One stored HTTP injection rule; it stops applying at ``expires_at`` (epoch seconds)."""
+    """One stored HTTP injection rule; it stops applying at ``expires_at`` (epoch seconds).
+
+    A rule with ``points`` acts at those fault points of the service (calls wrapped with
+    :func:`gameday.injector.points.fault_point`), never on HTTP calls.
+    """
 
     fault: HttpFault
+    points: tuple[PointPattern, ...] = _POINTS
 
     @field_validator("fault")
     @classmethod
     def _http_only(cls, value: Any) -> Any:
         return http_only(value)
+
+    @model_validator(mode="after")
+    def _points_fit(self) -> Rule:
+        points_fit(self.fault, self.points)
+        return self
 
 
 class RuleInput(RuleInputBase):
     """An HTTP rule as a client sends it: ``ttl`` or ``expires_at``; ``id``, ``target`` optional."""
 
     fault: HttpFault
+    points: tuple[PointPattern, ...] = _POINTS
 
     @field_validator("fault")
     @classmethod
     def _http_only(cls, value: Any) -> Any:
         return http_only(value)
+
+    @model_validator(mode="after")
+    def _points_fit(self) -> RuleInput:
+        points_fit(self.fault, self.points)
+        return self
 
 
 StoredRule = TypeVar("StoredRule", bound=RuleBase)
@@ -141,6 +180,10 @@ class RuleFormat(Generic[StoredRule]):
     def build(self, item: RuleInputBase, now: float, *, max_ttl: float | None = None,
               default_target: str = "") -> StoredRule:
         """Input as a stored rule at ``now``; ``RuleProblem`` when the expiry is out of range."""
+        if getattr(item, "points", ()):
+            # A proxy sees requests, not the service's own calls.
+            raise RuleProblem("points", "fault points live in a service's rules file (the "
+                                        "transport driver), not in a proxy: leave 'points' out")
         expires_at = expiry_of(item, now, max_ttl)
         target = item.target if item.target is not None else default_target
         if item.lease is not None and max_ttl is not None and item.lease > max_ttl:

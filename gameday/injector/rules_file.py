@@ -202,7 +202,7 @@ def _rules(data: Any, path: Path, mtime: float) -> RulesDocument:
             else mtime + (parsed.ttl or 0.0)
         rules.append(Rule(id=parsed.id or f"rule-{index}", fault=parsed.fault,
                           labels=parsed.labels, target=parsed.target or "",
-                          expires_at=expires_at, lease=parsed.lease))
+                          expires_at=expires_at, lease=parsed.lease, points=parsed.points))
     return RulesDocument(tuple(rules), leases)
 
 

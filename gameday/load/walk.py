@@ -211,6 +211,10 @@ def _record_lines(catalog: Catalog, kind: str, name: str, item: dict[str, Any], 
         for field_name in item["fault"]:
             catalog.sources[(f"fault.{field_name}", name)] = Source(
                 doc.file, doc.line_of((*base, "fault", field_name)))
+        target = item.get("target")
+        if isinstance(target, dict) and "point" in target:
+            catalog.sources[("target.point", name)] = Source(
+                doc.file, doc.line_of((*base, "target", "point")))
     elif kind == "environments" and isinstance(item.get("endpoints"), list):
         for index in range(len(item["endpoints"])):
             catalog.sources[("endpoint", f"{name}[{index}]")] = Source(
@@ -271,6 +275,22 @@ def _cross_check(catalog: Catalog) -> list[Problem]:
     return problems + _check_protocols(catalog)
 
 
+def _unlisted_point(catalog: Catalog, name: str, scenario: Scenario,
+                    environment: Environment) -> list[Problem]:
+    """A target's fault point that no transport endpoint of its service and dependency lists,
+    when some endpoint for them does list points: named, with the points it lists."""
+    target, point = scenario.target, scenario.target.point
+    listed = [pattern for endpoint in environment.endpoints
+              if endpoint.service == target.service and endpoint.dependency == target.dependency
+              for pattern in endpoint.points]
+    if point is None or not listed:
+        return []
+    where = catalog.sources.get(("target.point", name)) or catalog.sources[("scenario", name)]
+    return [Problem(where.file, where.line, f"scenario {name!r}", "target.point",
+                    f"environment {environment.name!r} lists no fault point {point!r} for "
+                    f"{target.service}/{target.dependency} (allowed: {', '.join(listed)})")]
+
+
 def _check_protocols(catalog: Catalog) -> list[Problem]:
     """A scenario's fault must suit the protocol of each endpoint that would inject it.
 
@@ -286,12 +306,14 @@ def _check_protocols(catalog: Catalog) -> list[Problem]:
                 continue
             endpoint = environment.endpoint_for(scenario.target)
             if endpoint is None:
+                problems += _unlisted_point(catalog, name, scenario, environment)
                 continue
             index = environment.endpoints.index(endpoint)
             at = catalog.sources.get(("endpoint", f"{env_name}[{index}]"))
             target = f"{endpoint.service}/{endpoint.dependency}" if endpoint.dependency \
                 else endpoint.service
-            for field_name, message in scenario.protocol_problems(endpoint.protocol):
+            protocol = scenario.target.protocol or endpoint.protocol
+            for field_name, message in scenario.protocol_problems(protocol):
                 where = (catalog.sources.get((f"fault.{field_name}", name))
                          or catalog.sources.get(("fault.kind", name))
                          or catalog.sources[("scenario", name)])

@@ -9,7 +9,7 @@ from gameday.models.alerts import AlertmanagerSettings
 from gameday.models.common import Slug
 from gameday.models.secret_refs import SecretField
 from gameday.models.slo import SLO
-from gameday.models.targets import Endpoint, Target
+from gameday.models.targets import Endpoint, Target, serves
 from gameday.units import Duration
 
 
@@ -124,8 +124,10 @@ class Environment(Strict):
         return self.lease if self.lease is not None else max(3.0, 3 * self.guard_interval)
 
     def endpoint_for(self, target: Target) -> Endpoint | None:
-        """The endpoint that injects faults for ``target``."""
-        for endpoint in self.endpoints:
-            if endpoint.service == target.service and endpoint.dependency == target.dependency:
-                return endpoint
-        return None
+        """The endpoint that injects faults for ``target``: for a fault point, the transport
+        endpoint that lists it; otherwise the first for its service and dependency that lists
+        no points (a proxy in front of it, say), else one that does."""
+        found = [endpoint for endpoint in self.endpoints if serves(endpoint, target)]
+        if target.point is None:
+            found.sort(key=lambda endpoint: bool(endpoint.points))
+        return found[0] if found else None

@@ -60,7 +60,8 @@ def refusals(request: Request, now: datetime) -> list[str]:
         reasons.append(f"environment {env.name!r} has no endpoint for "
                        f"{_target(request)}: add one under endpoints")
     else:
-        for name, message in scenario.protocol_problems(endpoint.protocol):
+        for name, message in scenario.protocol_problems(scenario.target.protocol
+                                                               or endpoint.protocol):
             reasons.append(f"fault.{name}: {message} (the endpoint for {_target(request)} in "
                            f"{env.name!r})")
     if env.requesters and request.requester not in env.requesters:

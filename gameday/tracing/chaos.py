@@ -22,12 +22,14 @@ DELAY_REQUESTED_MS = "chaos.delay.requested_ms"
 DELAY_APPLIED_MS = "chaos.delay.applied_ms"
 ABORT_STATUS = "chaos.abort.status"
 BANDWIDTH_KBPS = "chaos.bandwidth.kbps"
-INJECTOR = "chaos.injector"  # proxy, proxy-tcp, transport
+INJECTOR = "chaos.injector"  # proxy, proxy-tcp, transport, point, grpc
+POINT = "chaos.point"  # the fault point's name (point, grpc)
+ERROR = "chaos.error"  # the error a fault point raised, or the gRPC status it ended a call with
 #: The event at the moment of injection (a delay's start, an abort's answer, a reset).
 INJECTED_EVENT = "chaos.injected"
 
 ALL = (FAULTED, RUN, SCENARIO, ENVIRONMENT, STEP, FAULT, RULE, DELAY_REQUESTED_MS,
-       DELAY_APPLIED_MS, ABORT_STATUS, BANDWIDTH_KBPS, INJECTOR)
+       DELAY_APPLIED_MS, ABORT_STATUS, BANDWIDTH_KBPS, INJECTOR, POINT, ERROR)
 
 
 def label_attributes(labels: list[Labels]) -> dict[str, str | int]:

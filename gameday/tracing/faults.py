@@ -166,6 +166,35 @@ class FaultSpans:
         fault_span.injected(decision.action)
         return fault_span, fault_span.traceparent
 
+    def point(self, rules: Sequence[RuleBase], point: str, delay_ms: float, waited: float,
+              error: str | None, raised: str | None, injector: str = "point", *,
+              at: int | None = None) -> None:
+        """Mark the current span with a fault point's fault: the ``chaos.*`` attributes, the
+        point, the delay and the error; in an unsampled trace, a ``chaos-fault <point>`` span
+        of its own records it (a faulted call is always recorded). ``at`` (epoch ns) is when
+        the fault began acting, the delay's start: the ``chaos.injected`` event's time, and
+        the start of a span of its own, which then lasts the delay."""
+        from opentelemetry import trace
+
+        attributes = rule_attributes(rules, injector) | {chaos.POINT: point}
+        if delay_ms:
+            attributes[chaos.DELAY_REQUESTED_MS] = round(delay_ms, 3)
+            attributes[chaos.DELAY_APPLIED_MS] = round(waited * 1000, 3)
+        if error is not None and raised is not None:
+            attributes[chaos.ERROR] = error
+        # The point is on the event too: a span with two points' faults keeps both.
+        event = {"chaos.action": "error" if raised else "delay", chaos.POINT: point,
+                 **({"exception.type": raised} if raised else {})}
+        current = trace.get_current_span()
+        if current.is_recording():
+            current.set_attributes(attributes)
+            current.add_event(chaos.INJECTED_EVENT, event, timestamp=at)
+            return
+        span = self._tracer.start_span(f"chaos-fault {point}", kind=self._internal,
+                                       attributes=attributes, start_time=at)
+        span.add_event(chaos.INJECTED_EVENT, event, timestamp=at)
+        span.end()
+
 
 _transport_spans: FaultSpans | None = None
 _sdk: bool | None = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import time
@@ -32,7 +33,7 @@ def test_repo_catalog_validates(capsys: pytest.CaptureFixture[str]) -> None:
     """The repository's scenarios, missions, environments and signals are all valid."""
     assert main(["catalog", "--catalog", str(REPO / "catalog"), "validate"]) == 0
     out = capsys.readouterr().out
-    assert "ok:" in out and "0 scenarios" not in out and "0 missions" not in out
+    assert "ok:" in out and not re.search(r"\b0 (scenarios|missions)\b", out), out
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
