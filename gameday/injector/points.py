@@ -68,6 +68,9 @@ TARGET_VARIABLE = "GAMEDAY_FAULT_TARGET"
 #: cost. A new version (a rule added, or deleted) is seen within this; a rule's expiry and
 #: its lease's end are compared with the clock on every call.
 RECHECK = 0.001
+#: Point names whose rules are remembered per version of the rules (a service has a few; one
+#: that makes names per call, say per gRPC method of a proxy, is looked up each time past it).
+MAX_NAMES = 4096
 
 F = TypeVar("F", bound=Callable[..., Any])
 _NAME = re.compile(POINT_NAME)
@@ -113,7 +116,8 @@ class PointRules:
                           and (self.target is None or not rule.target
                                or rule.target == self.target)
                           and any(point_covers(pattern, name) for pattern in rule.points))
-            by_point[name] = found
+            if len(by_point) < MAX_NAMES:  # names made per call must not grow it for ever
+                by_point[name] = found
         return found
 
     def decide(self, name: str) -> PointDecision | None:

@@ -280,3 +280,13 @@ def test_a_bad_point_name_is_refused_naming_the_pattern(name: str) -> None:
                                   "cache-v2_read", "x" * 127])
 def test_good_point_names_are_taken(name: str) -> None:
     assert fault_point(name).name == name
+
+
+def test_the_names_remembered_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A service that makes point names per call does not grow the per-version map."""
+    monkeypatch.setattr(points_module, "MAX_NAMES", 8)
+    rules = PointRules([point_rule("error", ("user:*",))])
+    for index in range(50):
+        assert rules.for_point(f"user:{index}")
+    assert len(rules._found[1]) == 8
+    assert rules.for_point("user:49") and not rules.for_point("other")
