@@ -87,11 +87,13 @@ def allowed(rules: list[dict[str, Any]], verb: str, group: str, resource: str,
                and (not r.get("resourceNames") or name in r["resourceNames"]) for r in rules)
 
 
-#: Kinds only the proxy's TCP mode injects: the catalog refuses them on cluster endpoints.
+#: Kinds only the proxy's TCP mode or a fault point injects: the catalog refuses them on
+#: cluster endpoints.
 TCP_ONLY = set(kinds_for("tcp")) - set(kinds_for("http"))
+POINT_ONLY = set(kinds_for("point")) - set(kinds_for("http")) - set(kinds_for("tcp"))
 
 
-@pytest.mark.parametrize("fault_kind", sorted(set(FAULT_KINDS) - TCP_ONLY))
+@pytest.mark.parametrize("fault_kind", sorted(set(FAULT_KINDS) - TCP_ONLY - POINT_ONLY))
 @pytest.mark.parametrize("driver", ["chaos_mesh", "configmap"])
 def test_the_runner_may_do_what_preflight_asks(fault_kind: str, driver: str) -> None:
     """The runner's Role grants every access the preflight's access review checks."""

@@ -221,7 +221,7 @@ def user_service(ports: dict[str, int], db_password: str, auth_timeout: float = 
          "--auth-url", _url(ports["auth-proxy"]),
          "--redis-url", f"redis://{HOST}:{ports['cache-proxy']}/0",
          "--db-url", f"postgresql://{pg.ROLE}@{HOST}:{ports['db-proxy']}/profiles",
-         "--auth-timeout-ms", f"{auth_timeout * 1000:g}", *points],
+         *points, "--auth-timeout-ms", f"{auth_timeout * 1000:g}"],
         {"http": ports["user-service"]}, _url(ports["user-service"]),
         ScrapeTarget("user-service", ports["user-service"]),
         env={"PGPASSWORD": db_password, **_traced(trace_folder)})
