@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
 
 GOOD_SCENARIO = """\
 name: good-one
@@ -100,3 +103,22 @@ endpoints:
          "scenarios/s.yaml", 4, "runbook", False),
     *LIMIT_CASES,
 ]
+
+
+def assert_bad_entry(entry: str, line: int, field: str, words: str, tmp_path: Path,
+                     capsys: pytest.CaptureFixture[str]) -> None:
+    """``GOOD_SCENARIO`` with ``entry`` appended: ``chaosctl catalog validate`` exits 2 with
+    the file:line, the scenario and the field, and no traceback."""
+    from gameday.cli import main
+
+    repo = Path(__file__).resolve().parents[2]
+    path = tmp_path / "scenarios" / "s.yaml"
+    path.parent.mkdir()
+    path.write_text(GOOD_SCENARIO + entry)
+    code = main(["catalog", "--catalog", str(repo / "catalog"), "validate", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2
+    lines = [x for x in err.splitlines() if f"{path}:{line}:" in x]
+    assert lines, err
+    assert any(f"scenario 'good-one': {field}: " in x and words in x for x in lines), err
+    assert "Traceback" not in err

@@ -11,7 +11,6 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from gameday.cli import main
 from gameday.models import Environment, Scenario
 from gameday.models.alerts import (
     AlertmanagerSettings,
@@ -24,7 +23,7 @@ from gameday.models.alerts import (
 from gameday.models.slo import SLO
 from gameday.protocol.checks import Request, refusals
 from gameday.protocol.silences import silence_matchers
-from tests.catalog.cases import GOOD_SCENARIO
+from tests.catalog.cases import GOOD_SCENARIO, assert_bad_entry
 
 REPO = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)  # a Friday, inside the default window
@@ -180,13 +179,4 @@ def test_a_bad_entry_names_file_line_and_field(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """chaosctl catalog validate exits 2 with file:line, the scenario and the field."""
-    path = tmp_path / "scenarios" / "s.yaml"
-    path.parent.mkdir()
-    path.write_text(GOOD_SCENARIO + entry)
-    code = main(["catalog", "--catalog", str(REPO / "catalog"), "validate", str(tmp_path)])
-    err = capsys.readouterr().err
-    assert code == 2
-    lines = [x for x in err.splitlines() if f"{path}:{line}:" in x]
-    assert lines, err
-    assert any(f"scenario 'good-one': {field}: " in x and words in x for x in lines), err
-    assert "Traceback" not in err
+    assert_bad_entry(entry, line, field, words, tmp_path, capsys)

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from gameday.cli import main
 from gameday.models import Environment, Resolution, Scenario, Search
 from gameday.protocol.checks import Request, refusals
-from tests.catalog.cases import GOOD_SCENARIO
+from tests.catalog.cases import GOOD_SCENARIO, assert_bad_entry
 
 REPO = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)  # a Friday, inside the default window
@@ -176,16 +176,7 @@ def test_a_bad_search_entry_names_file_line_and_field(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """chaosctl catalog validate exits 2 with file:line, the scenario and the field."""
-    path = tmp_path / "scenarios" / "s.yaml"
-    path.parent.mkdir()
-    path.write_text(GOOD_SCENARIO + entry)
-    code = main(["catalog", "--catalog", str(REPO / "catalog"), "validate", str(tmp_path)])
-    err = capsys.readouterr().err
-    assert code == 2
-    lines = [x for x in err.splitlines() if f"{path}:{line}:" in x]
-    assert lines, err
-    assert any(f"scenario 'good-one': {field}: " in x and words in x for x in lines), err
-    assert "Traceback" not in err
+    assert_bad_entry(entry, line, field, words, tmp_path, capsys)
 
 
 def test_a_good_search_entry_validates(tmp_path: Path,
