@@ -12,6 +12,7 @@ from typing import Literal
 
 from gameday.alert_events import BudgetEvent
 from gameday.errors import GuardError, RefusedError
+from gameday.guards import Prometheus
 from gameday.guards.queries import GuardQuery, freshness_query
 from gameday.models import Guard
 from gameday.models.alerts import BUDGET_LEFT_GUARD, BURN_RATE_GUARD
@@ -32,21 +33,29 @@ def budget_guards(slo: SLO) -> list[GuardQuery]:
     return found
 
 
+async def read_budget(prometheus: Prometheus, slo: SLO,
+                      moment: Literal["before", "after"]) -> BudgetEvent:
+    """The budget ``slo`` has left now: unknown when the query fails or gives no number."""
+    query = slo.budget_left_query()
+    error = None
+    try:
+        value = await prometheus.value(query)
+    except GuardError as exc:
+        value, error = None, str(exc)
+    if value is not None and not math.isfinite(value):
+        value = None  # no traffic in the window: 0/0
+    elif value is not None:
+        value = round(value, 12) + 0.0  # PromQL's float noise: -8.9e-16 is 0, not "-0.0%"
+    return BudgetEvent(moment=moment, left=value, objective=slo.objective,
+                       min_left=slo.min_budget_left, query=query, error=error)
+
+
 async def measure_budget(ctx: RunContext, moment: Literal["before", "after"]) -> BudgetEvent | None:
     """The budget left now, journaled; None when the run keeps no SLO."""
     slo = ctx.request.slo
     if slo is None:
         return None
-    query = slo.budget_left_query()
-    error = None
-    try:
-        value = await ctx.prometheus.value(query)
-    except GuardError as exc:
-        value, error = None, str(exc)
-    if value is not None and not math.isfinite(value):
-        value = None
-    event = BudgetEvent(moment=moment, left=value, objective=slo.objective,
-                        min_left=slo.min_budget_left, query=query, error=error)
+    event = await read_budget(ctx.prometheus, slo, moment)
     ctx.journal.write(event)
     return event
 

@@ -9,14 +9,12 @@ spent or cannot be measured, are skipped with the reason.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict
 
-from gameday.alert_events import BudgetEvent
 from gameday.errors import GameDayError, GuardError
 from gameday.models import Environment, Scenario, render_query
 from gameday.notes import Level
@@ -216,22 +214,11 @@ async def budget_problem(scenario: Scenario, environment: Environment
     if slo is None:
         return None, None
     from gameday.guards import Prometheus
-    from gameday.protocol.budget import budget_refusal
+    from gameday.protocol.budget import budget_refusal, read_budget
 
-    query = slo.budget_left_query()
-    error = None
     with Prometheus.from_settings(environment.prometheus) as prometheus:
-        try:
-            value = await prometheus.value(query)
-        except GuardError as exc:
-            value, error = None, str(exc)
-    if value is not None and not math.isfinite(value):
-        value = None  # no traffic in the window: 0/0
-    elif value is not None:
-        value = round(value, 12) + 0.0  # PromQL's float noise: -8.9e-16 is 0, not "-0.0%"
-    reading = BudgetEvent(moment="before", left=value, objective=slo.objective,
-                          min_left=slo.min_budget_left, query=query, error=error)
-    return budget_refusal(reading), value
+        reading = await read_budget(prometheus, slo, "before")
+    return budget_refusal(reading), reading.left
 
 
 def tell_suite(done: SuiteSummary, environment: Environment, run: str,
