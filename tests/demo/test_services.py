@@ -215,6 +215,10 @@ def test_killed_database_connections_are_replaced(backends: Backends) -> None:
             retries = case.value("service_downstream_retries_total", dependency="postgres")
             errors = case.value("service_downstream_errors_total", dependency="postgres",
                                 reason="connect")
+            # Not cached (the session's Redis is shared): the read must reach the database.
+            cache = redis.asyncio.Redis.from_url(backends.redis_url)
+            await cache.delete("profile:20")
+            await cache.aclose()
             # A lock makes the next query wait in the server, where it is killed.
             async with db.transaction():
                 await db.execute("LOCK TABLE profiles IN ACCESS EXCLUSIVE MODE")
