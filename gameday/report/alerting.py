@@ -96,6 +96,14 @@ class AlertRow:
             text += ", silenced" if self.silenced else ""
         return text
 
+    @classmethod
+    def of(cls, event: AlertSeenEvent) -> AlertRow:
+        """The alert an ``AlertSeenEvent`` journaled."""
+        return cls(alertname=event.alertname,
+                   labels=tuple((k, event.labels[k]) for k in ALERT_LABELS if k in event.labels),
+                   seen=event.at, starts_at=event.starts_at, expected=event.expected,
+                   incident=event.incident, silenced=event.silenced)
+
     @property
     def text(self) -> str:
         """The alert in a line: name, labels that matter, state."""
@@ -234,12 +242,7 @@ def alerting(events: Sequence[Event]) -> Alerting | None:
             case SilenceDeletedEvent() if event.deleted:
                 swept.append(event.id)
             case AlertSeenEvent():
-                alerts.append(AlertRow(
-                    alertname=event.alertname,
-                    labels=tuple((k, event.labels[k]) for k in ALERT_LABELS
-                                 if k in event.labels),
-                    seen=event.at, starts_at=event.starts_at, expected=event.expected,
-                    incident=event.incident, silenced=event.silenced))
+                alerts.append(AlertRow.of(event))
             case BudgetEvent():
                 readings[event.moment] = BudgetReading.of(event)
     by_first = {first_id[current]: row for current, row in silences.items()}
@@ -266,10 +269,7 @@ def alert_timeline(events: Sequence[Event]) -> list[TimelineEntry]:
             case SilenceDeletedEvent():
                 text = _deleted(event, event.id in created)
             case AlertSeenEvent():
-                labels = tuple((k, event.labels[k]) for k in ALERT_LABELS if k in event.labels)
-                row = AlertRow(event.alertname, labels, event.at, event.starts_at,
-                               event.expected, event.incident, event.silenced)
-                text = f"alert {row.text}"
+                text = f"alert {AlertRow.of(event).text}"
             case BudgetEvent():
                 reading = BudgetReading.of(event)
                 text = f"{reading.text}, {reading.moment_text}"
