@@ -10,19 +10,17 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 
 from gameday.journal import Event, read_journal
 from gameday.search_events import ProbeEndedEvent, SearchEndedEvent, SearchStartedEvent
 from tests.demo_stack import DemoStack
-from tests.flows.conftest import Bench, dump
+from tests.flows.conftest import Bench, dump, repo_scenarios
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -39,15 +37,8 @@ AUTH_P99 = ('1000 * histogram_quantile(0.99, sum by (le) (rate('
 @pytest.fixture
 def search_bench(demo_stack: DemoStack, tmp_path: Path) -> Iterator[Bench]:
     """A catalog holding the repo's breaking-point scenario alone, its history in tmp."""
-    catalog = tmp_path / "catalog"
-    (catalog / "scenarios").mkdir(parents=True)
-    shutil.copy(REPO / "catalog" / "signals.yaml", catalog / "signals.yaml")
-    items = yaml.safe_load((REPO / "catalog" / "scenarios" / "user-service.yaml").read_text())
-    (item,) = [i for i in items if i["name"] == SCENARIO]
-    item["runbook"] = str(REPO / item["runbook"])
     # Shorter ladder dwells (still several guard windows); the probes keep their own floor.
-    item["steps"] = [step | {"dwell": "6s"} for step in item["steps"]]
-    (catalog / "scenarios" / "search.yaml").write_text(yaml.safe_dump([item]))
+    repo_scenarios(tmp_path, "user-service.yaml", (SCENARIO,), "6s")
     demo_stack.clear_faults()
     demo_stack.wait_calm()
     yield Bench(demo_stack, tmp_path)

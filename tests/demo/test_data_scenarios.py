@@ -8,7 +8,6 @@ and the signal that explains it, from the run's journal.
 
 from __future__ import annotations
 
-import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -16,12 +15,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-import yaml
 
 from gameday.guards.signals import SignalResult
 from gameday.journal import Event, HoldEndedEvent, SignalsJudgedEvent
 from tests.demo_stack import DemoStack
-from tests.flows.conftest import Bench, dump, outcome
+from tests.flows.conftest import Bench, dump, outcome, repo_scenarios
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -38,16 +36,9 @@ ROWS_PER_REQUEST = ('sum(rate(pg_stat_database_tup_fetched{datname="profiles"}[4
 
 @pytest.fixture
 def data_bench(demo_stack: DemoStack, tmp_path: Path) -> Iterator[Bench]:
-    """A catalog with the four scenarios as the repo has them, dwells shortened."""
-    catalog = tmp_path / "catalog"
-    (catalog / "scenarios").mkdir(parents=True)
-    shutil.copy(REPO / "catalog" / "signals.yaml", catalog / "signals.yaml")
-    items = yaml.safe_load((REPO / "catalog" / "scenarios" / "profiles.yaml").read_text())
-    for item in items:
-        item["steps"] = [step | {"dwell": DWELL} for step in item["steps"]]
-        item["runbook"] = str(REPO / item["runbook"])
-        item["rollback"] = {"recovery": {"timeout": "30s", "tolerance_percent": 100}}
-    (catalog / "scenarios" / "profiles.yaml").write_text(yaml.safe_dump(items))
+    """A catalog with the scenarios as the repo has them, dwells shortened."""
+    repo_scenarios(tmp_path, "profiles.yaml", dwell=DWELL,
+                   rollback={"recovery": {"timeout": "30s", "tolerance_percent": 100}})
     demo_stack.clear_faults()
     demo_stack.wait_calm()
     yield Bench(demo_stack, tmp_path)

@@ -8,18 +8,16 @@ keeps answering, and the rules file is empty once the run has rolled back.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 
 from gameday.demo.parts import point_rules_file
 from gameday.drivers.transport import TransportDriver
 from gameday.journal import Event, FaultAppliedEvent, HoldEndedEvent, PlanEvent, SignalsJudgedEvent
 from tests.demo_stack import DemoStack
-from tests.flows.conftest import Bench, dump
+from tests.flows.conftest import Bench, dump, repo_scenarios
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -31,15 +29,8 @@ DWELL = "8s"
 @pytest.fixture
 def points_bench(demo_stack: DemoStack, tmp_path: Path) -> Iterator[Bench]:
     """The catalog's scenario as the repo has it, dwells shortened."""
-    catalog = tmp_path / "catalog"
-    (catalog / "scenarios").mkdir(parents=True)
-    shutil.copy(REPO / "catalog" / "signals.yaml", catalog / "signals.yaml")
-    items = yaml.safe_load((REPO / "catalog" / "scenarios" / "profiles.yaml").read_text())
-    (item,) = [i for i in items if i["name"] == SCENARIO]
-    item["steps"] = [step | {"dwell": DWELL} for step in item["steps"]]
-    item["runbook"] = str(REPO / item["runbook"])
-    item["rollback"] = {"recovery": {"timeout": "30s", "tolerance_percent": 100}}
-    (catalog / "scenarios" / "profiles.yaml").write_text(yaml.safe_dump([item]))
+    repo_scenarios(tmp_path, "profiles.yaml", (SCENARIO,), DWELL,
+                   rollback={"recovery": {"timeout": "30s", "tolerance_percent": 100}})
     demo_stack.clear_faults()
     demo_stack.wait_calm()
     yield Bench(demo_stack, tmp_path)

@@ -61,6 +61,25 @@ SCENARIOS: list[dict[str, Any]] = [
 ]
 
 
+def repo_scenarios(root: Path, source: str, names: tuple[str, ...] = (),
+                   dwell: str | None = None, **changes: Any) -> None:
+    """A catalog in ``root/catalog``: the repo's signals and the scenarios of
+    ``catalog/scenarios/<source>`` (only ``names`` when given), each with its runbook made
+    absolute, every step's dwell set to ``dwell`` (when given) and ``changes`` applied."""
+    catalog = root / "catalog"
+    (catalog / "scenarios").mkdir(parents=True)
+    shutil.copy(REPO / "catalog" / "signals.yaml", catalog / "signals.yaml")
+    items = yaml.safe_load((REPO / "catalog" / "scenarios" / source).read_text())
+    items = [item for item in items if not names or item["name"] in names]
+    assert not names or len(items) == len(names), f"{source} lacks one of {names}"
+    for item in items:
+        item["runbook"] = str(REPO / item["runbook"])
+        if dwell is not None:
+            item["steps"] = [step | {"dwell": dwell} for step in item["steps"]]
+        item.update(changes)
+    (catalog / "scenarios" / source).write_text(yaml.safe_dump(items))
+
+
 @dataclass
 class Bench:
     """One test's catalog, state and stack, and helpers to run and inspect game days."""
