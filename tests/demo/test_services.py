@@ -195,6 +195,13 @@ def test_a_cache_outage_falls_back_to_the_database(backends: Backends, outage: s
                          scenario)
 
 
+async def now(db: asyncpg.Connection, query: str) -> Any:
+    """``query``'s value on pg_stat_activity as it is now: inside a transaction PostgreSQL reads
+    it once and keeps that copy, which would never show a backend that began waiting later."""
+    await db.execute("SELECT pg_stat_clear_snapshot()")
+    return await db.fetchval(query)
+
+
 def test_killed_database_connections_are_replaced(backends: Backends) -> None:
     """Idle connections killed: the next requests get new ones. One killed mid-query: the
     read is retried once, on a new connection, and answers."""
@@ -215,19 +222,14 @@ def test_killed_database_connections_are_replaced(backends: Backends) -> None:
             retries = case.value("service_downstream_retries_total", dependency="postgres")
             errors = case.value("service_downstream_errors_total", dependency="postgres",
                                 reason="connect")
-            # Not cached (the session's Redis is shared): the read must reach the database.
-            cache = redis.asyncio.Redis.from_url(backends.redis_url)
-            await cache.delete("profile:20")
-            await cache.aclose()
             # A lock makes the next query wait in the server, where it is killed.
             async with db.transaction():
                 await db.execute("LOCK TABLE profiles IN ACCESS EXCLUSIVE MODE")
                 request = asyncio.create_task(case.user("20"))
-                await eventually(lambda: db.fetchval(
-                    "SELECT count(*) > 0 FROM pg_stat_activity WHERE datname = 'profiles' "
-                    "AND wait_event_type = 'Lock'"), timeout=30.0)
+                waiting = f"{OTHERS} AND wait_event_type = 'Lock'"
+                await eventually(lambda: now(db, f"SELECT count(*) > 0 {waiting}"), timeout=30.0)
                 # Only the waiting one: the pool's other connections stay good for the retry.
-                assert len(await db.fetch(KILL + " AND wait_event_type = 'Lock'")) == 1
+                assert await now(db, f"SELECT count(pg_terminate_backend(pid)) {waiting}") == 1
             response = await request
         finally:
             await db.close()
