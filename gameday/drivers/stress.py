@@ -42,6 +42,8 @@ WORKER = Path(__file__).with_name("_stress_worker.py")
 #: Why ``renew`` reports a fault gone whose lease was still live (its TTL passed, or its workers
 #: were killed).
 WORKERS_GONE = "its workers are gone"
+#: Seconds a started worker has to show its command line before it counts as not started.
+EXEC_WAIT = 5.0
 
 
 class Worker(BaseModel):
@@ -137,8 +139,7 @@ class StressDriver:
             if lease is not None:
                 lease_file.touch(exist_ok=False)  # before the workers, who exit without it
             for argv in argvs:
-                child = procs.start(argv)
-                workers.append(Worker(pid=child.pid, start_ticks=procs.start_ticks(child.pid) or 0))
+                workers.append(_start_worker(argv, fault_id))
         except OSError as exc:
             for worker in workers:
                 _stop(worker, fault_id)
@@ -277,6 +278,26 @@ def _lapsed(lease_file: Path, lease: float) -> bool:
     except OSError as exc:
         raise DriverError(f"cannot read the lease file {lease_file}: {exc}") from exc
     return renewed + lease < time.time()
+
+
+def _start_worker(argv: list[str], fault_id: str) -> Worker:
+    """Start one worker and return once it is provably ours (``OSError`` if it never is).
+
+    Popen returns when exec closes its pipe, a moment before the kernel fills the new
+    program's /proc/PID/cmdline: read at once, a live worker would look like a stranger, so
+    ``renew`` would call it gone and ``revert`` would leave it running."""
+    child = procs.start(argv)
+    worker = Worker(pid=child.pid, start_ticks=procs.start_ticks(child.pid) or 0)
+    deadline = time.monotonic() + EXEC_WAIT
+    while not _is_ours(worker, fault_id):
+        code = child.poll()
+        if code is not None or time.monotonic() > deadline:
+            procs.stop(worker.pid, grace=1.0)  # ours by its start time, whatever exec showed
+            why = (f"it exited with code {code}" if code is not None
+                   else f"it did not show its command line within {EXEC_WAIT:g}s")
+            raise OSError(f"stress worker {worker.pid} did not start: {why}")
+        time.sleep(0.001)
+    return worker
 
 
 def _is_ours(worker: Worker, fault_id: str) -> bool:

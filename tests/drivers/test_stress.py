@@ -278,6 +278,23 @@ def test_revert_never_kills_a_recycled_pid(tmp_path: Path) -> None:
 
 
 @pytest.mark.integration
+def test_a_fault_reverted_the_moment_it_is_applied_leaves_no_worker(tmp_path: Path) -> None:
+    """Popen returns a moment before the kernel shows a new worker's command line, by which
+    revert knows it: apply returns only once each worker is recognisable, so a revert at once
+    (an abort right after the step began) still stops it, and renew does not call it gone."""
+    driver = StressDriver(tmp_path)
+    for attempt in range(20):
+        handle = driver.apply(spec(CpuFault(workers=1, load_percent=1), run=f"r{attempt}"),
+                              ttl=30)
+        try:
+            assert driver.renew([handle]) == []
+        finally:
+            driver.revert(handle)
+        assert all_gone(handle), attempt
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.integration
 def test_pressure_above_the_cap_is_refused(tmp_path: Path) -> None:
     """More CPU than the cap (one core kept free) is refused and starts nothing."""
     driver = StressDriver(tmp_path, max_cpu_percent=100)
