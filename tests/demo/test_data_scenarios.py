@@ -136,6 +136,8 @@ def test_cache_outage_falls_back_to_the_database(data_bench: Bench) -> None:
     stack = data_bench.stack
     # Start from the cache's steady state (most reads hit), not from one still refilling.
     stack.wait_for(ROWS_PER_REQUEST, lambda share: share < 0.6, timeout=120)
+    before = stack.query(ROWS_PER_REQUEST)
+    assert before is not None
     events = _run(data_bench, "cache-outage")
     assert _held(events) == {1: True, 2: True}, dump(events)
     assert outcome(events) == "passed", dump(events)
@@ -143,8 +145,13 @@ def test_cache_outage_falls_back_to_the_database(data_bench: Bench) -> None:
         rows = _signal(events, step, "db_rows_fetched_per_second")
         requests = _signal(events, step, "request_rate")
         assert rows.observed is not None and requests.observed is not None
-        # The step's mean includes its first seconds, before the breaker opened.
-        assert rows.observed >= 0.75 * requests.observed, (rows, requests)
+        # About one row per request (0.95 to 1.05 on a quiet machine). The bound is well under
+        # that: the step's mean includes its first seconds, before the breaker opened, and a
+        # busy machine delays the counts (a backend reports them at most once a second, the
+        # exporter is scraped every second), so only a clear rise over the warm cache's share
+        # is asserted.
+        assert rows.observed >= max(0.6, before + 0.1) * requests.observed, \
+            (rows, requests, before)
         assert _signal(events, step, "error_rate_percent").state == "held"
         assert _signal(events, step, "latency_p95_ms").state == "held"
 
