@@ -291,11 +291,12 @@ def _start_worker(argv: list[str], fault_id: str) -> Worker:
     deadline = time.monotonic() + EXEC_WAIT
     while not _is_ours(worker, fault_id):
         code = child.poll()
-        if code is not None or time.monotonic() > deadline:
+        if code is not None:
+            raise OSError(f"stress worker {worker.pid} did not start: it exited with code {code}")
+        if time.monotonic() > deadline:
             procs.stop(worker.pid, grace=1.0)  # ours by its start time, whatever exec showed
-            why = (f"it exited with code {code}" if code is not None
-                   else f"it did not show its command line within {EXEC_WAIT:g}s")
-            raise OSError(f"stress worker {worker.pid} did not start: {why}")
+            raise OSError(f"stress worker {worker.pid} did not start: it did not show its "
+                          f"command line within {EXEC_WAIT:g}s")
         time.sleep(0.001)
     return worker
 
