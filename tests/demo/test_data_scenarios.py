@@ -89,9 +89,10 @@ def test_profile_db_latency_holds_and_the_delay_shows_in_the_database_calls(
 
 def test_db_connection_reset_holds_on_reconnects_then_breaks_when_every_connection_resets(
         data_bench: Bench) -> None:
-    """Half the connections reset: the pool replaces them and reads go on. Every connection
-    reset as it opens: there is none to retry on and the error guard stops the run. The
-    Prefect API, on the same PostgreSQL but not behind db-proxy, answers throughout."""
+    """Half the connections reset: reads go on, the pool replacing those it meets broken.
+    Every connection reset as it opens: there is none to retry on and the error guard stops
+    the run. The Prefect API, on the same PostgreSQL but not behind db-proxy, answers
+    throughout."""
     prefect = f"{data_bench.stack.state.prefect_api_url}/health"
     failures: list[str] = []
     checks = 0
@@ -120,12 +121,19 @@ def test_db_connection_reset_holds_on_reconnects_then_breaks_when_every_connecti
         watcher.join(10)
     assert _held(events) == {1: True, 2: False}, dump(events)
     assert _stopped_by(events, 2) == "error_rate_percent", dump(events)
-    # Eight pooled connections, each reset with probability 0.5 when the rule starts: the pool
-    # opens new ones (all eight survive the roll only once in 256 runs).
-    opened = _signal(events, 1, "db_connections_opened_per_second")
-    assert opened.observed is not None and opened.observed > 0, opened
     errors = _signal(events, 1, "error_rate_percent")
     assert errors.state == "held", errors
+    # asyncpg hands out the connection released last, so at the demo's few misses a second
+    # the reads of step 1 may all go to one connection that its roll spared. Step 2 resets
+    # every one, so over the run the proxy reset connections and the pool opened new ones
+    # (reads after rollback need them) for certain.
+    since = f"{time.time() - events[0].at:.0f}s"
+    data_bench.stack.wait_for(
+        f'sum(increase(chaos_proxy_connections_total{{job="db-proxy", end="reset"}}[{since}]))',
+        lambda resets: resets > 0, timeout=10)
+    data_bench.stack.wait_for(
+        'sum(increase(service_db_connections_opened_total{service="user-service"}'
+        f'[{since}]))', lambda opened: opened > 0, timeout=30)
     assert checks >= 10 and failures == [], failures
 
 
